@@ -1,0 +1,46 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+# Each creates .venv with Python 3.11 and installs what it needs first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# CPU torch pin for machines without a GPU (CI, laptops); users keep pyproject's ranges.
+PIP_INSTALL := $(BIN)/pip install -q -c constraints/cpu.txt
+OUT    ?= out
+
+.PHONY: demo test install train-env-check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml constraints/cpu.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[render,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/synthgen assets builtin --out $(OUT)/catalog
+	$(BIN)/synthgen assets validate $(OUT)/catalog/manifest.parquet -q
+	$(BIN)/synthgen assets preview $(OUT)/catalog/manifest.parquet --out $(OUT)/catalog/preview.png
+	@echo
+	@echo "Built-in catalog:  $(OUT)/catalog/manifest.parquet"
+	@echo "Contact sheet:     $(OUT)/catalog/preview.png"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# A trainer's environment has no bpy, hence numpy 2: show that `.[train]` alone
+# resolves and imports relight and the shard format there.
+train-env-check:
+	rm -rf .venv-train
+	$(PYTHON) -m venv .venv-train
+	.venv-train/bin/pip install -q --upgrade pip
+	.venv-train/bin/pip install -q -c constraints/cpu.txt '.[train]'
+	cd /tmp && $(CURDIR)/.venv-train/bin/python -c "import numpy, relight, synthgen.shard_format as f, assets_manifest; \
+assert int(numpy.__version__.split('.')[0]) >= 2, numpy.__version__; \
+print('train env OK: numpy', numpy.__version__, '| shard format', f.FORMAT)"
+	cd /tmp && $(CURDIR)/.venv-train/bin/relight envmap --env procedural:studio:3 --rotate 90 --out /tmp/train-env-check.png
+
+clean:
+	rm -rf $(VENV) .venv-train $(OUT)

@@ -1,0 +1,167 @@
+"""Build manifest rows from files: walk a folder, probe each head and HDRI, check it.
+
+Licence and source come, in order of precedence, from a per-file sidecar
+``<file>.asset.json``, the nearest ``_catalog.json`` in the file's folder or
+above it (up to the scanned root), then the ``license``/``source`` defaults
+(command-line flags). A sidecar may also pin ``split``. Unknown sidecar keys
+are errors, so a typo never silently drops a licence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+from assets_manifest import checks, hdri_io, hdri_stats, licenses, mesh_probe, splits
+from assets_manifest.schema import AssetError, make_asset_id, relative_uri, sha256_file
+
+SIDECAR_SUFFIX = ".asset.json"
+FOLDER_SIDECAR = "_catalog.json"
+SIDECAR_KEYS = {"license", "source", "split"}
+
+
+@dataclass
+class ScanResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    pinned: set[str] = field(default_factory=set)
+
+
+def kind_of(path: str) -> str | None:
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in hdri_io.HDRI_SUFFIXES:
+        return "hdri"
+    if suffix in mesh_probe.MESH_SUFFIXES:
+        return "head"
+    return None
+
+
+def _read_sidecar(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise AssetError(f"{path}: unreadable sidecar ({e})") from None
+    if not isinstance(data, dict):
+        raise AssetError(f"{path}: sidecar must be a JSON object")
+    unknown = sorted(set(data) - SIDECAR_KEYS)
+    if unknown:
+        raise AssetError(f"{path}: unknown sidecar key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(SIDECAR_KEYS))})")
+    return data
+
+
+def sidecar_for(path: str, root: str) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    folder = os.path.dirname(os.path.abspath(path))
+    root = os.path.abspath(root)
+    chain = []
+    while True:
+        chain.append(folder)
+        if folder == root or os.path.dirname(folder) == folder:
+            break
+        folder = os.path.dirname(folder)
+    for d in reversed(chain):  # outermost first, nearer folders override
+        f = os.path.join(d, FOLDER_SIDECAR)
+        if os.path.exists(f):
+            merged.update(_read_sidecar(f))
+    own = path + SIDECAR_SUFFIX
+    if os.path.exists(own):
+        merged.update(_read_sidecar(own))
+    return merged
+
+
+def record_for(
+    path: str,
+    manifest_path: str,
+    license: str,
+    source: str,
+    split: str = "unassigned",
+    generator: str | None = None,
+    generator_params: str | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """One manifest row for ``path`` plus the problems found; the row is None-free only if no problems."""
+    kind = kind_of(path)
+    if kind is None:
+        raise AssetError(f"{path}: not a head ({', '.join(mesh_probe.MESH_SUFFIXES)}) or HDRI ({', '.join(hdri_io.HDRI_SUFFIXES)})")
+    license = licenses.normalize(license, path)
+    digest = sha256_file(path)
+    row: dict[str, Any] = {
+        "kind": kind,
+        "name": os.path.splitext(os.path.basename(path))[0],
+        "uri": relative_uri(path, manifest_path),
+        "format": os.path.splitext(path)[1].lower().lstrip("."),
+        "sha256": digest,
+        "bytes": os.path.getsize(path),
+        "license": license,
+        "source": source,
+        "split": split,
+    }
+    if kind == "hdri":
+        rgb = hdri_io.read_hdri(path)
+        problems = checks.check_hdri(path, rgb)
+        meta = hdri_stats.hdri_metadata(rgb) if not problems else None
+        row["hdri"] = meta and {**meta, "generator": generator, "generator_params": generator_params}
+        row["asset_id"] = make_asset_id(kind, [digest])
+        return row, problems
+    info = mesh_probe.probe_mesh(path)
+    problems = checks.check_head(path, info)
+    for tex in info["textures"]:
+        if not problems and not tex["uri"].startswith("embedded:"):
+            tex["sha256"] = sha256_file(tex["uri"])
+            tex["uri"] = relative_uri(tex["uri"], manifest_path)
+    info.update(generator=generator, generator_params=generator_params)
+    row["head"] = info
+    row["asset_id"] = make_asset_id(kind, [digest] + [t["sha256"] or "" for t in info["textures"]])
+    return row, problems
+
+
+def list_assets(root: str) -> list[str]:
+    if not os.path.isdir(root):
+        raise AssetError(f"{root}: not a folder")
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        found += [os.path.join(folder, f) for f in sorted(files) if kind_of(f) and not f.startswith(".")]
+    return found
+
+
+def scan(
+    root: str,
+    manifest_path: str,
+    license: str | None = None,
+    source: str | None = None,
+    fractions=splits.DEFAULT_FRACTIONS,
+    progress: bool = True,
+    on_problem: Callable[[str], None] | None = None,
+) -> ScanResult:
+    result = ScanResult()
+    paths = list_assets(root)
+    for path in tqdm(paths, desc="scan", unit="asset", disable=not progress):
+        try:
+            meta = sidecar_for(path, root)
+            lic = meta.get("license", license)
+            if lic is None:
+                raise AssetError(f"{path}: no licence (add {os.path.basename(path)}{SIDECAR_SUFFIX}, a {FOLDER_SIDECAR}, or --license)")
+            row, problems = record_for(path, manifest_path, lic, meta.get("source", source or ""))
+        except AssetError as e:
+            row, problems = None, [str(e)]
+        if problems:
+            result.problems += problems
+            if on_problem:
+                for p in problems:
+                    on_problem(p)
+            continue
+        if "split" in meta:
+            if meta["split"] not in ("train", "val", "test"):
+                result.problems.append(f"{path}: sidecar split {meta['split']!r} must be train, val or test")
+                continue
+            row["split"] = meta["split"]
+            result.pinned.add(row["asset_id"])
+        else:
+            row["split"] = splits.split_for(row["asset_id"], splits.parse_fractions(fractions))
+        result.rows.append(row)
+    return result

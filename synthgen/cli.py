@@ -1,0 +1,173 @@
+"""``synthgen`` command line: the asset catalog today; plan/render/inspect as they land."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from assets_manifest import builtin, licenses, splits
+from assets_manifest.schema import AssetError, read_manifest, write_manifest
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+def cmd_builtin(args) -> int:
+    config = builtin.BuiltinConfig(
+        procedural_hdris=args.hdris,
+        hdri_width=args.hdri_width,
+        heads=args.heads,
+        include_bpy_hdris=not args.no_blender_hdris,
+        fractions=splits.parse_fractions(args.fractions),
+        force=args.force,
+    )
+    path = builtin.build(args.out, config, progress=not args.quiet)
+    _summary(path)
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from assets_manifest import scan
+
+    out = args.out
+    result = scan.scan(args.folder, out, license=args.license, source=args.source,
+                       fractions=args.fractions, progress=not args.quiet)
+    for p in result.problems:
+        print(p, file=sys.stderr)
+    if result.problems and not args.skip_bad:
+        return _fail(f"{len(result.problems)} problem(s) in {args.folder}; nothing written "
+                     "(fix them, or pass --skip-bad to catalogue the good assets only)", 1)
+    if not result.rows:
+        return _fail(f"{args.folder}: no heads or HDRIs found", 1)
+    write_manifest(result.rows, out)
+    _summary(out)
+    return 1 if result.problems else 0
+
+
+def cmd_validate(args) -> int:
+    from assets_manifest import validate
+
+    problems = validate.validate(args.manifest, progress=not args.quiet,
+                                 on_problem=lambda p: print(p, file=sys.stderr))
+    n = read_manifest(args.manifest).num_rows
+    if problems:
+        return _fail(f"{args.manifest}: {len(problems)} problem(s) in {n} asset(s)", 1)
+    print(f"{args.manifest}: {n} asset(s) OK")
+    return 0
+
+
+def cmd_split(args) -> int:
+    table = read_manifest(args.manifest)
+    out = args.out or args.manifest
+    write_manifest(splits.assign(table, args.fractions), out)
+    _summary(out)
+    return 0
+
+
+def cmd_filter(args) -> int:
+    table = read_manifest(args.manifest)
+    kept = licenses.filter_table(table, args.allow_license.split(","))
+    write_manifest(kept, args.out)
+    print(f"kept {kept.num_rows} of {table.num_rows} asset(s) with licence in {args.allow_license}")
+    _summary(args.out)
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from assets_manifest import contact_sheet
+
+    out = contact_sheet.hdri_sheet(args.manifest, args.out, progress=not args.quiet)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    _summary(args.manifest)
+    return 0
+
+
+def _summary(path: str) -> None:
+    table = read_manifest(path)
+    c = splits.counts(table)
+    print(f"{path}: {table.num_rows} asset(s)")
+    for kind in ("head", "hdri"):
+        parts = ", ".join(f"{s} {c.get((kind, s), 0)}" for s in ("train", "val", "test", "unassigned") if c.get((kind, s)))
+        print(f"  {kind:5s} {sum(v for (k, _), v in c.items() if k == kind):4d}  ({parts or 'none'})")
+    lic = sorted(set(table.column("license").to_pylist()))
+    print(f"  licences: {', '.join(lic) or 'none'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="synthgen", description="Synthetic relighting data: assets, plans, renders.")
+    sub = p.add_subparsers(dest="command", required=True)
+    assets = sub.add_parser("assets", help="the asset catalog (heads and HDR maps)",
+                            description="Build, scan, validate, split and filter asset manifests.")
+    a = assets.add_subparsers(dest="assets_command", required=True)
+
+    b = a.add_parser("builtin", help="write the built-in catalog (no download) and its manifest")
+    b.add_argument("--out", required=True, help="folder for the assets and manifest.parquet")
+    b.add_argument("--hdris", type=int, default=builtin.BuiltinConfig.procedural_hdris,
+                   help="number of procedural HDRIs (default %(default)s)")
+    b.add_argument("--hdri-width", type=int, default=builtin.BuiltinConfig.hdri_width,
+                   help="procedural HDRI width in pixels (default %(default)s)")
+    b.add_argument("--heads", type=int, default=builtin.BuiltinConfig.heads,
+                   help="number of procedural heads (default %(default)s)")
+    b.add_argument("--no-blender-hdris", action="store_true", help="leave out the 8 HDRIs bundled with bpy")
+    b.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions (default %(default)s)")
+    b.add_argument("--force", action="store_true", help="rewrite files that already exist")
+    b.set_defaults(func=cmd_builtin)
+
+    s = a.add_parser("scan", help="catalogue the heads and HDRIs under a folder")
+    s.add_argument("folder")
+    s.add_argument("--out", required=True, help="manifest path (.parquet; local or fsspec URL)")
+    s.add_argument("--license", help="licence for files without a sidecar (e.g. CC0-1.0, CC-BY-4.0)")
+    s.add_argument("--source", help="source/provenance for files without a sidecar")
+    s.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions (default %(default)s)")
+    s.add_argument("--skip-bad", action="store_true", help="write the good assets even if some are bad (exit 1)")
+    s.set_defaults(func=cmd_scan)
+
+    v = a.add_parser("validate", help="re-read every asset: hashes, licences, content rules")
+    v.add_argument("manifest")
+    v.set_defaults(func=cmd_validate)
+
+    sp = a.add_parser("split", help="recompute train/val/test splits from asset ids")
+    sp.add_argument("manifest")
+    sp.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions (default %(default)s)")
+    sp.add_argument("--out", help="write here instead of in place")
+    sp.set_defaults(func=cmd_split)
+
+    f = a.add_parser("filter", help="keep only assets under permitted licences")
+    f.add_argument("manifest")
+    f.add_argument("--allow-license", required=True, help=f"comma-separated, e.g. {','.join(licenses.PERMISSIVE)}")
+    f.add_argument("--out", required=True)
+    f.set_defaults(func=cmd_filter)
+
+    pv = a.add_parser("preview", help="contact sheet PNG of the catalog")
+    pv.add_argument("manifest")
+    pv.add_argument("--out", required=True, help="output PNG")
+    pv.set_defaults(func=cmd_preview)
+
+    sh = a.add_parser("show", help="counts per kind, split and licence")
+    sh.add_argument("manifest")
+    sh.set_defaults(func=cmd_show)
+
+    for cmd in (b, s, v, sp, f, pv, sh):
+        cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AssetError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted; nothing half-written (manifests are replaced atomically)", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Everything that imports bpy lives here (Blender scene building, probing, rendering)."""

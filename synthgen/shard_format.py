@@ -1,0 +1,65 @@
+"""The ``relight-wds/1`` shard format shared by synthgen (writer) and relight (reader).
+
+One WebDataset sample is one group: a head under K >= 2 lightings. Member
+names are ``KEY.<field>``; keys carry no dots (webdataset splits the key at
+the first dot of the basename). This module names the fields and checks a
+sample's member set; it imports with the standard library alone so both
+environments (bpy's numpy 1 and a trainer's numpy 2) share it.
+"""
+
+from __future__ import annotations
+
+import re
+
+FORMAT = "relight-wds/1"
+MIN_LIGHTINGS = 2
+MAX_LIGHTINGS = 100
+PASSES = ("albedo.png", "normal.exr", "depth.exr")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_FIELD_RE = re.compile(r"^(rgb|env)_(\d{2})\.(png|exr)$")
+
+
+def sample_key(job_id: str, group_index: int) -> str:
+    key = f"{job_id}-{group_index:08d}"
+    check_key(key)
+    return key
+
+
+def check_key(key: str) -> None:
+    if not _KEY_RE.match(key):
+        raise ValueError(f"sample key {key!r} must match [A-Za-z0-9_-]+ (no dots, no slashes)")
+
+
+def rgb_field(i: int, hdr: bool = False) -> str:
+    return f"rgb_{i:02d}.{'exr' if hdr else 'png'}"
+
+
+def env_field(i: int, hdr: bool = False) -> str:
+    return f"env_{i:02d}.{'exr' if hdr else 'png'}"
+
+
+def required_fields(k: int) -> list[str]:
+    """Members every sample with ``k`` lightings must have."""
+    if not MIN_LIGHTINGS <= k <= MAX_LIGHTINGS:
+        raise ValueError(f"lightings per group must be in [{MIN_LIGHTINGS}, {MAX_LIGHTINGS}], got {k}")
+    out = ["json", "mask.png"]
+    for i in range(k):
+        out += [rgb_field(i), env_field(i), env_field(i, hdr=True)]
+    return out
+
+
+def check_fields(key: str, fields: set[str]) -> int:
+    """Validate a sample's member set; return K. Raises ValueError naming the key and the problem."""
+    check_key(key)
+    indices = {int(m.group(2)) for f in fields if (m := _FIELD_RE.match(f)) and m.group(1) == "rgb"}
+    k = max(indices) + 1 if indices else 0
+    if k < MIN_LIGHTINGS:
+        raise ValueError(f"sample {key}: {k} lighting(s), a group needs at least {MIN_LIGHTINGS}")
+    missing = [f for f in required_fields(k) if f not in fields]
+    if missing:
+        raise ValueError(f"sample {key}: missing {', '.join(missing)}")
+    allowed = set(required_fields(k)) | set(PASSES) | {rgb_field(i, hdr=True) for i in range(k)}
+    extra = sorted(fields - allowed)
+    if extra:
+        raise ValueError(f"sample {key}: unexpected member(s) {', '.join(extra)}")
+    return k
