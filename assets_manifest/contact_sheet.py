@@ -7,24 +7,32 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from assets_manifest import envmap, hdri_io
-from assets_manifest.schema import read_rows, resolve_uri
+from assets_manifest.schema import SPLITS, read_rows, resolve_uri
 
 SPLIT_COLOURS = {"train": (90, 170, 90), "val": (210, 170, 60), "test": (200, 80, 80), "unassigned": (128, 128, 128)}
 
 
 def thumbnail(rgb: np.ndarray, width: int) -> np.ndarray:
-    """Auto-exposed LDR thumbnail: the median luminance maps to mid-grey, the sun clips."""
+    """Auto-exposed LDR thumbnail: median luminance to mid-grey, then Reinhard on luminance.
+
+    Tone-mapping luminance only keeps the hue of bright lights (a coloured
+    rim light stays coloured instead of clipping to white).
+    """
     step = max(rgb.shape[1] // width, 1)
     small = np.maximum(rgb[::step, ::step], 0.0)
     lum = envmap.luminance(small)
-    exposure = 0.18 / max(float(np.median(lum)), 1e-6)
-    img = Image.fromarray(envmap.ldr_encode(small, exposure))
+    small = small * (0.18 / max(float(np.median(lum)), 1e-6))
+    lum = envmap.luminance(small)[..., None]
+    mapped = small / (1.0 + lum)
+    peak = mapped.max(axis=-1, keepdims=True)
+    mapped = mapped / np.maximum(peak, 1.0)  # bring out-of-gamut colours back, keeping hue
+    img = Image.fromarray(envmap.ldr_encode(mapped * 1.6))
     return np.asarray(img.resize((width, width // 2), Image.BILINEAR))
 
 
 def hdri_sheet(manifest_path: str, out_png: str, columns: int = 6, width: int = 256, progress: bool = True) -> str:
     rows = [r for r in read_rows(manifest_path) if r["kind"] == "hdri"]
-    rows.sort(key=lambda r: (r["split"], r["uri"]))
+    rows.sort(key=lambda r: (SPLITS.index(r["split"]), r["uri"]))
     if not rows:
         raise ValueError(f"{manifest_path}: no HDRIs to show")
     label_h, pad = 16, 4
