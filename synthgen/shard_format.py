@@ -13,10 +13,10 @@ import re
 
 FORMAT = "relight-wds/1"
 MIN_LIGHTINGS = 2
-MAX_LIGHTINGS = 100
+MAX_LIGHTINGS = 1000
 PASSES = ("albedo.png", "normal.exr", "depth.exr")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_FIELD_RE = re.compile(r"^(rgb|env)_(\d{2})\.(png|exr)$")
+_FIELD_RE = re.compile(r"^(rgb|env)_(\d{2,3})\.(png|exr)$")
 
 
 def sample_key(job_id: str, group_index: int) -> str:

@@ -1,0 +1,244 @@
+"""Job files: TOML -> validated dataclasses, with dotted command-line overrides.
+
+A job says what to render (how many groups per split, from which catalogs),
+how to randomize it (camera, lightings, background) and how to render it
+(resolution, samples, passes, device). Unknown keys and out-of-range values
+are errors that name the key (``render.sampels: unknown key; did you mean
+render.samples?``), so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class JobError(ValueError):
+    """A bad job file or override; the message names the file and key."""
+
+
+def _r(lo: float | None = None, hi: float | None = None, **kw) -> Any:
+    return field(metadata={"range": (lo, hi)}, **kw)
+
+
+@dataclass
+class JobSection:
+    id: str = "job"
+    seed: int = _r(0, 2**63 - 1, default=0)
+    catalogs: list[str] = field(default_factory=lambda: ["out/catalog/manifest.parquet"])
+    shard_size: int = _r(1, 100_000, default=4)
+
+
+@dataclass
+class SplitsSection:
+    train: int = _r(0, 10**9, default=16)
+    val: int = _r(0, 10**9, default=0)
+    test: int = _r(0, 10**9, default=0)
+
+
+@dataclass
+class RenderSection:
+    resolution: int = _r(16, 8192, default=128)
+    samples: int = _r(1, 1 << 16, default=16)
+    adaptive_threshold: float = _r(0.0, 1.0, default=0.02)  # 0 turns adaptive sampling off
+    denoise: bool = True
+    max_bounces: int = _r(0, 64, default=6)
+    device: str = "auto"  # auto | cpu | gpu
+    threads: int = _r(0, 1024, default=0)  # 0 = all the cores this worker has
+    passes: list[str] = field(default_factory=lambda: ["albedo", "normal", "depth"])
+    hdr_renders: bool = False
+    timeout_s: float = _r(1, 86400, default=900)
+
+
+@dataclass
+class CameraSection:
+    focal_mm: list[float] = field(default_factory=lambda: [50.0, 85.0])
+    sensor_mm: float = _r(1, 100, default=36.0)
+    framing: list[float] = field(default_factory=lambda: [0.55, 0.75])  # head height / image height
+    yaw_deg: list[float] = field(default_factory=lambda: [-35.0, 35.0])
+    pitch_deg: list[float] = field(default_factory=lambda: [-10.0, 15.0])
+    roll_deg: list[float] = field(default_factory=lambda: [-4.0, 4.0])
+
+
+@dataclass
+class LightingSection:
+    hdris_per_group: int = _r(1, 1000, default=2)
+    rotations_per_hdri: int = _r(1, 360, default=1)
+    rotation: str = "uniform"  # uniform | even
+    exposure_ev: list[float] = field(default_factory=lambda: [-0.5, 0.5])
+    normalize_exposure: bool = True  # scale each map to a common mean luminance first
+    target_mean_luminance: float = _r(1e-6, 1e6, default=0.8)
+    white_balance_kelvin: list[float] = field(default_factory=lambda: [5500.0, 7500.0])
+    env_width: int = _r(16, 4096, default=256)
+
+
+@dataclass
+class BackgroundSection:
+    modes: list[str] = field(default_factory=lambda: ["env", "transparent", "solid"])
+    weights: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+
+
+@dataclass
+class Job:
+    job: JobSection = field(default_factory=JobSection)
+    splits: SplitsSection = field(default_factory=SplitsSection)
+    render: RenderSection = field(default_factory=RenderSection)
+    camera: CameraSection = field(default_factory=CameraSection)
+    lighting: LightingSection = field(default_factory=LightingSection)
+    background: BackgroundSection = field(default_factory=BackgroundSection)
+    source: str = "<defaults>"  # where it was read from, for messages
+
+    @property
+    def lightings_per_group(self) -> int:
+        return self.lighting.hdris_per_group * self.lighting.rotations_per_hdri
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Job) if f.name != "source"}
+_CHOICES = {
+    "render.device": ("auto", "cpu", "gpu"),
+    "lighting.rotation": ("uniform", "even"),
+}
+_PASSES = ("albedo", "normal", "depth")
+_BG_MODES = ("env", "transparent", "solid")
+_PAIRS = ("camera.focal_mm", "camera.framing", "camera.yaw_deg", "camera.pitch_deg", "camera.roll_deg",
+          "lighting.exposure_ev", "lighting.white_balance_kelvin")
+_PAIR_RANGES = {
+    "camera.focal_mm": (8, 400),
+    "camera.framing": (0.05, 1.5),
+    "camera.yaw_deg": (-180, 180),
+    "camera.pitch_deg": (-80, 80),
+    "camera.roll_deg": (-90, 90),
+    "lighting.exposure_ev": (-16, 16),
+    "lighting.white_balance_kelvin": (1667, 25000),
+}
+
+
+def _suggest(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1)
+    return f"; did you mean {close[0]}?" if close else f"; known: {', '.join(options)}"
+
+
+def _coerce(where: str, key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise JobError(f"{where}: {key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise JobError(f"{where}: {key} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise JobError(f"{where}: {key} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise JobError(f"{where}: {key} must be a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise JobError(f"{where}: {key} must be a list, got {value!r}")
+        return list(value)
+    return value
+
+
+def from_dict(data: dict[str, Any], where: str = "<job>") -> Job:
+    job = Job(source=where)
+    for sec_name, sec_val in data.items():
+        if sec_name not in SECTIONS:
+            raise JobError(f"{where}: unknown section [{sec_name}]{_suggest(sec_name, list(SECTIONS))}")
+        if not isinstance(sec_val, dict):
+            raise JobError(f"{where}: [{sec_name}] must be a table")
+        section = getattr(job, sec_name)
+        names = [f.name for f in dataclasses.fields(section)]
+        for key, value in sec_val.items():
+            dotted = f"{sec_name}.{key}"
+            if key not in names:
+                raise JobError(f"{where}: {dotted}: unknown key{_suggest(dotted, [f'{sec_name}.{n}' for n in names])}")
+            setattr(section, key, _coerce(where, dotted, value, getattr(section, key)))
+    check(job)
+    return job
+
+
+def check(job: Job) -> None:
+    where = job.source
+    for sec_name in SECTIONS:
+        section = getattr(job, sec_name)
+        for f in dataclasses.fields(section):
+            lo, hi = f.metadata.get("range", (None, None))
+            v = getattr(section, f.name)
+            key = f"{sec_name}.{f.name}"
+            if lo is not None and v < lo or hi is not None and v > hi:
+                raise JobError(f"{where}: {key} = {v!r} is out of range [{lo}, {hi}]")
+            if key in _CHOICES and v not in _CHOICES[key]:
+                raise JobError(f"{where}: {key} = {v!r} must be one of {', '.join(_CHOICES[key])}")
+            if key in _PAIRS:
+                lo2, hi2 = _PAIR_RANGES[key]
+                if len(v) != 2 or not all(isinstance(x, (int, float)) for x in v) or v[0] > v[1]:
+                    raise JobError(f"{where}: {key} = {v!r} must be [min, max] with min <= max")
+                if v[0] < lo2 or v[1] > hi2:
+                    raise JobError(f"{where}: {key} = {v!r} is out of range [{lo2}, {hi2}]")
+    bad = [p for p in job.render.passes if p not in _PASSES]
+    if bad:
+        raise JobError(f"{where}: render.passes: unknown pass {bad[0]!r} (known: {', '.join(_PASSES)})")
+    bg = job.background
+    bad = [m for m in bg.modes if m not in _BG_MODES]
+    if bad or not bg.modes:
+        raise JobError(f"{where}: background.modes: {bad[0]!r} is not one of {', '.join(_BG_MODES)}" if bad
+                       else f"{where}: background.modes must not be empty")
+    if len(bg.weights) != len(bg.modes) or any(w < 0 for w in bg.weights) or sum(bg.weights) <= 0:
+        raise JobError(f"{where}: background.weights must be {len(bg.modes)} non-negative numbers, one per mode")
+    k = job.lightings_per_group
+    if not 2 <= k <= 1000:
+        raise JobError(f"{where}: lighting.hdris_per_group x lighting.rotations_per_hdri = {k}; "
+                       "a group needs 2 to 1000 lightings")
+    if not job.job.id or not job.job.id.replace("_", "").replace("-", "").isalnum():
+        raise JobError(f"{where}: job.id = {job.job.id!r} must be letters, digits, '-' or '_' (it becomes sample keys)")
+    if not job.job.catalogs:
+        raise JobError(f"{where}: job.catalogs must name at least one manifest")
+    if job.splits.train + job.splits.val + job.splits.test == 0:
+        raise JobError(f"{where}: [splits] asks for no groups at all")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``render.samples=16`` -> ("render.samples", 16); values are TOML (strings may be bare)."""
+    if "=" not in text:
+        raise JobError(f"--set {text!r}: expected key=value, e.g. render.samples=16")
+    key, raw = text.split("=", 1)
+    key, raw = key.strip(), raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load(path: str, overrides: list[str] = ()) -> Job:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise JobError(f"{path}: job file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise JobError(f"{path}: not valid TOML ({e})") from None
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.count(".") != 1:
+            raise JobError(f"--set {key}: keys are section.name, e.g. render.samples")
+        sec, name = key.split(".")
+        data.setdefault(sec, {})[name] = value
+    job = from_dict(data, path)
+    # catalogs are relative to the job file's folder unless absolute or URLs
+    base = os.path.dirname(os.path.abspath(path))
+    job.job.catalogs = [c if "://" in c or os.path.isabs(c) else os.path.normpath(os.path.join(base, c))
+                        for c in job.job.catalogs]
+    return job

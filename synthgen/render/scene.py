@@ -1,0 +1,259 @@
+"""The Blender side of a group: build the scene once, render it under K lightings.
+
+``GroupRenderer`` owns one Blender session (one per worker process). For
+each group it swaps the head and moves the camera; for each lighting it
+changes only the world (image, rotation, white balance, strength) and the
+Cycles seed. Persistent data is on, so the BVH and compiled kernels are
+reused across the K renders of a group.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+import numpy as np
+
+from synthgen.render import passes as render_passes
+from synthgen.samples import CameraInfo, GroupRenders
+
+GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+HEAD_REGION_M = 0.25  # crown to chin of an adult head; the camera frames this much of a bust
+
+
+@dataclass
+class RenderTimings:
+    setup_s: float = 0.0
+    render_s: list[float] = field(default_factory=list)
+
+
+def configure_device(scene, want: str) -> str:
+    """Pick Cycles' device: a GPU backend when asked/available, else CPU. Returns what was chosen."""
+    if want in ("auto", "gpu"):
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        for backend in GPU_BACKENDS:
+            try:
+                prefs.compute_device_type = backend
+            except TypeError:
+                continue  # backend not compiled into this Blender
+            prefs.get_devices()
+            gpus = [d for d in prefs.devices if d.type == backend]
+            if gpus:
+                for d in prefs.devices:
+                    d.use = d.type == backend  # CUDA_VISIBLE_DEVICES (set by Ray) limits what is listed
+                scene.cycles.device = "GPU"
+                return backend
+        if want == "gpu":
+            raise RuntimeError("render.device = 'gpu' but Cycles found no OptiX/CUDA/HIP/oneAPI/Metal device")
+    scene.cycles.device = "CPU"
+    return "CPU"
+
+
+def _world_nodes(scene):
+    world = bpy.data.worlds.new("synthgen_world")
+    scene.world = world
+    world.use_nodes = True
+    nt = world.node_tree
+    nt.nodes.clear()
+    coord = nt.nodes.new("ShaderNodeTexCoord")
+    mapping = nt.nodes.new("ShaderNodeMapping")
+    env = nt.nodes.new("ShaderNodeTexEnvironment")
+    mix = nt.nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.blend_type = "MULTIPLY"
+    mix.inputs["Factor"].default_value = 1.0
+    bg = nt.nodes.new("ShaderNodeBackground")
+    out = nt.nodes.new("ShaderNodeOutputWorld")
+    nt.links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
+    nt.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+    nt.links.new(env.outputs["Color"], mix.inputs[6])  # A (colour)
+    nt.links.new(mix.outputs[2], bg.inputs["Color"])  # Result (colour)
+    nt.links.new(bg.outputs["Background"], out.inputs["Surface"])
+    return {"mapping": mapping, "env": env, "mix": mix, "background": bg}
+
+
+def import_asset(path: str) -> list:
+    """Import a head file; return its mesh objects."""
+    before = set(bpy.data.objects)
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".glb", ".gltf"):
+        bpy.ops.import_scene.gltf(filepath=path)
+    elif ext == ".obj":
+        bpy.ops.wm.obj_import(filepath=path)
+    elif ext == ".ply":
+        bpy.ops.wm.ply_import(filepath=path)
+    elif ext == ".fbx":
+        bpy.ops.import_scene.fbx(filepath=path)
+    elif ext == ".blend":
+        with bpy.data.libraries.load(path) as (src, dst):
+            dst.objects = src.objects
+        for obj in dst.objects:
+            if obj is not None:
+                bpy.context.scene.collection.objects.link(obj)
+    else:
+        raise ValueError(f"{path}: cannot import {ext} heads")
+    objs = [o for o in bpy.data.objects if o not in before]
+    meshes = [o for o in objs if o.type == "MESH"]
+    if not meshes:
+        raise ValueError(f"{path}: no mesh objects after import")
+    return objs
+
+
+def _world_coords(objs) -> np.ndarray:
+    pts = []
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    for o in objs:
+        if o.type != "MESH":
+            continue
+        mesh = o.evaluated_get(depsgraph).data
+        co = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
+        mesh.vertices.foreach_get("co", co)
+        m = np.array(o.matrix_world)
+        pts.append(co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3])
+    return np.concatenate(pts)
+
+
+def look_at(position: np.ndarray, target: np.ndarray, roll_deg: float) -> np.ndarray:
+    """4x4 world-from-camera for a Blender camera (looks down -z) at ``position`` aimed at ``target``."""
+    f = target - position
+    f = f / np.linalg.norm(f)
+    x = np.cross(f, [0.0, 0.0, 1.0])
+    x = x / np.linalg.norm(x)
+    y = np.cross(x, f)
+    r = math.radians(roll_deg)
+    x, y = x * math.cos(r) + y * math.sin(r), -x * math.sin(r) + y * math.cos(r)
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, -f, position
+    return m
+
+
+def frame_head(coords: np.ndarray, row: dict[str, Any]) -> np.ndarray:
+    """Camera pose framing the top ``HEAD_REGION_M`` of the asset (the head of a bust)."""
+    top = coords[:, 2].max()
+    region = min(top - coords[:, 2].min(), HEAD_REGION_M)
+    sel = coords[coords[:, 2] >= top - region]
+    aim = np.array([(sel[:, 0].min() + sel[:, 0].max()) / 2, (sel[:, 1].min() + sel[:, 1].max()) / 2,
+                    top - region / 2])
+    tan_half = row["sensor_mm"] / 2 / row["focal_mm"]
+    dist = region / (row["framing"] * 2 * tan_half)
+    yaw, pitch = math.radians(row["yaw_deg"]), math.radians(row["pitch_deg"])
+    # yaw 0, pitch 0: in front of the face, which looks toward -Y
+    offset = np.array([math.sin(yaw) * math.cos(pitch), -math.cos(yaw) * math.cos(pitch), math.sin(pitch)])
+    return look_at(aim + dist * offset, aim, row["roll_deg"])
+
+
+class GroupRenderer:
+    def __init__(self, render_cfg: dict[str, Any], resolution: int | None = None, threads: int = 0,
+                 tmp_dir: str = "/tmp"):
+        self.cfg = render_cfg
+        self.tmp_dir = tmp_dir
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        scene = self.scene = bpy.context.scene
+        scene.render.engine = "CYCLES"
+        self.device = configure_device(scene, render_cfg["device"])
+        res = resolution or render_cfg["resolution"]
+        scene.render.resolution_x = scene.render.resolution_y = res
+        scene.render.resolution_percentage = 100
+        scene.render.film_transparent = True
+        scene.render.use_persistent_data = True
+        threads = threads or render_cfg.get("threads", 0)
+        scene.render.threads_mode = "FIXED" if threads else "AUTO"
+        if threads:
+            scene.render.threads = threads
+        c = scene.cycles
+        c.samples = render_cfg["samples"]
+        c.use_adaptive_sampling = render_cfg["adaptive_threshold"] > 0
+        if c.use_adaptive_sampling:
+            c.adaptive_threshold = render_cfg["adaptive_threshold"]
+        c.use_denoising = render_cfg["denoise"]
+        if c.use_denoising:
+            c.denoiser = "OPENIMAGEDENOISE"
+        c.max_bounces = render_cfg["max_bounces"]
+        c.use_animated_seed = False
+        render_passes.enable_passes(scene, set(render_cfg["passes"]))
+        cam_data = bpy.data.cameras.new("synthgen_camera")
+        cam_data.sensor_fit = "HORIZONTAL"
+        cam_data.clip_start, cam_data.clip_end = 0.01, 100.0
+        self.camera = bpy.data.objects.new("synthgen_camera", cam_data)
+        scene.collection.objects.link(self.camera)
+        scene.camera = self.camera
+        self.world = _world_nodes(scene)
+        self.head_objects: list = []
+        self.images: dict[str, Any] = {}
+
+    def _clear_head(self) -> None:
+        for o in self.head_objects:
+            bpy.data.objects.remove(o, do_unlink=True)
+        self.head_objects = []
+        keep = {img.name for img in self.images.values()}  # cached env maps stay loaded
+        for coll in (bpy.data.meshes, bpy.data.materials, bpy.data.images):
+            for block in list(coll):
+                if block.users == 0 and block.name not in keep:
+                    coll.remove(block)
+
+    def load_group(self, row: dict[str, Any]) -> CameraInfo:
+        self._clear_head()
+        self.head_objects = import_asset(row["head_uri"])
+        params = json.loads(row["head_params"]) if row.get("head_params") else None
+        if params is not None:
+            try:
+                from synthgen.render import head_materials
+            except ImportError:
+                head_materials = None
+            if head_materials is not None:
+                head_materials.apply_head_materials(
+                    {o.name: o for o in self.head_objects if o.type == "MESH"}, params)
+        bpy.context.view_layer.update()
+        pose = frame_head(_world_coords(self.head_objects), row)
+        cam = self.camera.data
+        cam.lens, cam.sensor_width = row["focal_mm"], row["sensor_mm"]
+        self.camera.matrix_world = [list(r) for r in pose]
+        bpy.context.view_layer.update()
+        return CameraInfo(world_from_camera=np.array(self.camera.matrix_world), focal_mm=row["focal_mm"],
+                          sensor_mm=row["sensor_mm"], resolution=self.scene.render.resolution_x)
+
+    def _image(self, uri: str):
+        if uri not in self.images:
+            img = bpy.data.images.load(uri, check_existing=True)
+            img.colorspace_settings.name = "Linear Rec.709"
+            self.images[uri] = img
+        return self.images[uri]
+
+    def render_lighting(self, lighting: dict[str, Any], want_passes: bool) -> tuple[np.ndarray, dict, float]:
+        w = self.world
+        w["env"].image = self._image(lighting["hdri_uri"])
+        # turn the world by +rotation about Z: look the texture up at Rz(-rotation) d
+        w["mapping"].inputs["Rotation"].default_value = (0.0, 0.0, -math.radians(lighting["rotation_deg"]))
+        w["mix"].inputs[7].default_value = (*lighting["white_balance_rgb"], 1.0)  # B (colour)
+        w["background"].inputs["Strength"].default_value = lighting["exposure"]
+        self.scene.cycles.seed = lighting["cycles_seed"]
+        t = time.perf_counter()
+        out = render_passes.render_to_arrays(self.scene, self.tmp_dir)
+        elapsed = time.perf_counter() - t
+        extra = {k: v for k, v in out.items() if k != "rgba"} if want_passes else {}
+        return out["rgba"], extra, elapsed
+
+    def render_group(self, row: dict[str, Any]) -> tuple[GroupRenders, RenderTimings]:
+        timings = RenderTimings()
+        t = time.perf_counter()
+        camera = self.load_group(row)
+        timings.setup_s = time.perf_counter() - t
+        rgba, extra = [], {}
+        for i, lighting in enumerate(row["lightings"]):
+            img, p, dt = self.render_lighting(lighting, want_passes=i == 0)
+            rgba.append(img)
+            timings.render_s.append(dt)
+            if i == 0:
+                extra = p
+        return GroupRenders(camera=camera, rgba=rgba, passes=extra), timings
+
+
+def software_versions() -> dict[str, str]:
+    import synthgen
+
+    return {"blender": bpy.app.version_string, "synthgen": getattr(synthgen, "__version__", "0.1.0")}
