@@ -109,8 +109,9 @@ def iter_samples(out_dir: str, split: str | None = None):
 
     with open(os.path.join(out_dir, "dataset.json")) as f:
         meta = json.load(f)
-    for name, entry in sorted(meta["splits"].items()):
-        if split and name != split:
+    for name in ("train", "val", "test"):
+        entry = meta["splits"].get(name)
+        if entry is None or (split and name != split):
             continue
         for s in entry["shards"]:
             yield from wds.WebDataset(os.path.join(out_dir, s["path"]), shardshuffle=False, empty_check=False)

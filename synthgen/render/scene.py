@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
+import mathutils
 import numpy as np
 
 from synthgen.render import passes as render_passes
@@ -212,7 +213,7 @@ class GroupRenderer:
         pose = frame_head(_world_coords(self.head_objects), row)
         cam = self.camera.data
         cam.lens, cam.sensor_width = row["focal_mm"], row["sensor_mm"]
-        self.camera.matrix_world = [list(r) for r in pose]
+        self.camera.matrix_world = mathutils.Matrix(pose.tolist())  # rows; a plain nested list is read as columns
         bpy.context.view_layer.update()
         return CameraInfo(world_from_camera=np.array(self.camera.matrix_world), focal_mm=row["focal_mm"],
                           sensor_mm=row["sensor_mm"], resolution=self.scene.render.resolution_x)
