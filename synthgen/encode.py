@@ -31,7 +31,8 @@ def png_bytes(img: np.ndarray) -> bytes:
 
 def exr_bytes(arr: np.ndarray) -> bytes:
     """Half-float ZIP EXR; (H, W) -> channel Y, (H, W, 3) -> RGB."""
-    arr = np.ascontiguousarray(arr, dtype=np.float16)
+    # half floats top out at 65504; a sun can exceed that: clip rather than store inf
+    arr = np.ascontiguousarray(np.clip(arr, -65504.0, 65504.0), dtype=np.float16)
     channels = {"Y": arr} if arr.ndim == 2 else {"RGB": arr[..., :3]}
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     # openexr 3.3/3.4 cannot write to a file object: go through a temporary file

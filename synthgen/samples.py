@@ -42,7 +42,7 @@ class CameraInfo:
 class GroupRenders:
     camera: CameraInfo
     rgba: list[np.ndarray]  # per lighting, (H, W, 4) linear, premultiplied alpha
-    passes: dict[str, np.ndarray] = field(default_factory=dict)  # albedo, normal (world), depth
+    passes: dict[str, np.ndarray] = field(default_factory=dict)  # albedo, normal (camera frame), depth
 
 
 def _rounded(x: float) -> float:
@@ -104,9 +104,8 @@ def build_sample(row: dict[str, Any], renders: GroupRenders, hdris: dict[str, np
     p = renders.passes
     if "albedo" in p:
         sample["albedo.png"] = encode.png_bytes(encode.srgb_encode(p["albedo"]))
-    if "normal" in p:
-        n = p["normal"] @ rot  # world -> camera: n_cam = R^T n_world
-        sample["normal.exr"] = encode.exr_bytes(n * (alpha[..., None] > 0))
+    if "normal" in p:  # already in the camera frame (the renderer knows the rig's turn)
+        sample["normal.exr"] = encode.exr_bytes(p["normal"] * (alpha[..., None] > 0))
     if "depth" in p:
         d = np.where(alpha > 0, p["depth"], 0.0)
         sample["depth.exr"] = encode.exr_bytes(np.where(np.isfinite(d), d, 0.0))

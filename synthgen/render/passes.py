@@ -42,10 +42,13 @@ denoising is on.
 from __future__ import annotations
 
 import os
+import time
 
 import bpy
 import numpy as np
 import OpenEXR
+
+last_render_call_s = 0.0  # wall time of the latest bpy.ops.render.render call
 
 PASS_NAMES = frozenset({"albedo", "normal", "depth"})
 
@@ -160,7 +163,10 @@ def render_to_arrays(scene, tmp_dir: str) -> dict[str, np.ndarray]:
     if os.path.exists(path):
         os.remove(path)
 
+    global last_render_call_s
+    t = time.perf_counter()
     bpy.ops.render.render(write_still=True, scene=scene.name)
+    last_render_call_s = time.perf_counter() - t  # Cycles' own time, for pipeline-overhead stats
     if not os.path.exists(path):
         raise RuntimeError(f"render wrote no file at {path}")
     try:

@@ -1,10 +1,24 @@
 """The Blender side of a group: build the scene once, render it under K lightings.
 
 ``GroupRenderer`` owns one Blender session (one per worker process). For
-each group it swaps the head and moves the camera; for each lighting it
-changes only the world (image, rotation, white balance, strength) and the
-Cycles seed. Persistent data is on, so the BVH and compiled kernels are
-reused across the K renders of a group.
+each group it swaps the head and moves the camera; persistent data is on,
+so the BVH and kernels are reused across the K renders of a group.
+
+Lightings are applied without touching the world shader unless the HDR map
+itself changes, because any world-shader update costs Cycles a fixed ~2 s
+(measured here: "Importance map" stage, whatever the map size or world
+sampling method), which would dominate small renders:
+
+* azimuth rotation: the head and camera sit under a rig that turns by
+  ``-rotation`` about Z. Turning the world by ``+rotation`` is the same
+  picture (only relative orientation matters), and an object transform is
+  a BVH refit, not a world rebuild;
+* exposure and white balance: light transport is linear per RGB channel,
+  so the render under ``gain * E`` is ``gain *`` the render under ``E``.
+  They are applied to the linear result; Cycles' light clamping is turned
+  off so that this stays exact;
+* lightings are rendered grouped by HDR map, so a map is loaded into the
+  world once per run of lightings that use it.
 """
 
 from __future__ import annotations
@@ -175,6 +189,7 @@ class GroupRenderer:
         if c.use_denoising:
             c.denoiser = "OPENIMAGEDENOISE"
         c.max_bounces = render_cfg["max_bounces"]
+        c.sample_clamp_direct = c.sample_clamp_indirect = 0.0  # keeps exposure/white balance exact (linear)
         c.use_animated_seed = False
         render_passes.enable_passes(scene, set(render_cfg["passes"]))
         cam_data = bpy.data.cameras.new("synthgen_camera")
@@ -183,7 +198,11 @@ class GroupRenderer:
         self.camera = bpy.data.objects.new("synthgen_camera", cam_data)
         scene.collection.objects.link(self.camera)
         scene.camera = self.camera
+        self.rig = bpy.data.objects.new("synthgen_rig", None)  # turns head + camera instead of the world
+        scene.collection.objects.link(self.rig)
+        self.camera.parent = self.rig
         self.world = _world_nodes(scene)
+        self.current_hdri: str | None = None
         self.head_objects: list = []
         self.images: dict[str, Any] = {}
 
@@ -199,7 +218,12 @@ class GroupRenderer:
 
     def load_group(self, row: dict[str, Any]) -> CameraInfo:
         self._clear_head()
+        self.rig.rotation_euler = (0.0, 0.0, 0.0)
+        bpy.context.view_layer.update()
         self.head_objects = import_asset(row["head_uri"])
+        for o in self.head_objects:
+            if o.parent is None:
+                o.parent = self.rig
         params = json.loads(row["head_params"]) if row.get("head_params") else None
         if params is not None:
             try:
@@ -226,29 +250,38 @@ class GroupRenderer:
         return self.images[uri]
 
     def render_lighting(self, lighting: dict[str, Any], want_passes: bool) -> tuple[np.ndarray, dict, float]:
-        w = self.world
-        w["env"].image = self._image(lighting["hdri_uri"])
-        # turn the world by +rotation about Z: look the texture up at Rz(-rotation) d
-        w["mapping"].inputs["Rotation"].default_value = (0.0, 0.0, -math.radians(lighting["rotation_deg"]))
-        w["mix"].inputs[7].default_value = (*lighting["white_balance_rgb"], 1.0)  # B (colour)
-        w["background"].inputs["Strength"].default_value = lighting["exposure"]
+        """Linear premultiplied RGBA under ``lighting`` (+ passes), and Cycles' render-call seconds."""
+        if lighting["hdri_uri"] != self.current_hdri:
+            self.world["env"].image = self._image(lighting["hdri_uri"])
+            self.current_hdri = lighting["hdri_uri"]
+        self.rig.rotation_euler = (0.0, 0.0, -math.radians(lighting["rotation_deg"]))
         self.scene.cycles.seed = lighting["cycles_seed"]
-        t = time.perf_counter()
         out = render_passes.render_to_arrays(self.scene, self.tmp_dir)
-        elapsed = time.perf_counter() - t
-        extra = {k: v for k, v in out.items() if k != "rgba"} if want_passes else {}
-        return out["rgba"], extra, elapsed
+        rgba = out["rgba"]
+        gain = np.asarray(lighting["white_balance_rgb"], dtype=np.float32) * np.float32(lighting["exposure"])
+        rgba[..., :3] *= gain
+        extra = {}
+        if want_passes:
+            extra = {k: v for k, v in out.items() if k != "rgba"}
+            if "normal" in extra:  # world-space normals of the turned rig -> camera frame
+                rot = np.array(self.camera.matrix_world)[:3, :3]
+                extra["normal"] = extra["normal"] @ rot
+        return rgba, extra, render_passes.last_render_call_s
 
     def render_group(self, row: dict[str, Any]) -> tuple[GroupRenders, RenderTimings]:
         timings = RenderTimings()
         t = time.perf_counter()
         camera = self.load_group(row)
         timings.setup_s = time.perf_counter() - t
-        rgba, extra = [], {}
-        for i, lighting in enumerate(row["lightings"]):
-            img, p, dt = self.render_lighting(lighting, want_passes=i == 0)
-            rgba.append(img)
-            timings.render_s.append(dt)
+        lightings = row["lightings"]
+        rgba: list = [None] * len(lightings)
+        extra: dict = {}
+        timings.render_s = [0.0] * len(lightings)
+        # the map already in the world first, then by map: each map is loaded once
+        order = sorted(range(len(lightings)),
+                       key=lambda i: (lightings[i]["hdri_uri"] != self.current_hdri, lightings[i]["hdri_uri"], i))
+        for i in order:
+            rgba[i], p, timings.render_s[i] = self.render_lighting(lightings[i], want_passes=i == 0)
             if i == 0:
                 extra = p
         return GroupRenders(camera=camera, rgba=rgba, passes=extra), timings
