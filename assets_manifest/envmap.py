@@ -6,9 +6,16 @@ normalised (u, v), from the top-left corner, holds radiance arriving from
     phi = 2*pi*(u - 0.5),  theta = pi*(0.5 - v)
     d = (sin(phi) cos(theta), sin(theta), cos(phi) cos(theta))
 
-+y is up and u = 0.5 looks along +z. For a camera-frame map +z points from
-the subject toward the camera; for an asset in its own frame it is simply the
-map's centre column. Azimuth is phi in degrees, elevation is theta.
++y is up and u = 0.5 looks along +z, which points from the subject toward
+the camera. Azimuth is phi in degrees, elevation is theta.
+
+This is a map as the *camera* sees the lighting (u = 0.75 lights the
+subject from image right). A panorama file is stored as seen from *inside*
+(turning right moves right in the image), which is the mirror image: for a
+camera in front of the face at lighting rotation 0, the camera-frame map is
+the file flipped left-right (:func:`front_frame`). Catalog statistics and
+procedural generator parameters are given in that front frame, so
+"azimuth 40" means 40 degrees toward image right at rotation 0.
 """
 
 from __future__ import annotations
@@ -73,3 +80,8 @@ def ldr_encode(rgb: np.ndarray, exposure: float = 1.0) -> np.ndarray:
     """DESIGN.md LDR encoding: clip(E * exposure, 0, 1) ** (1/2.2), as uint8."""
     x = np.clip(np.asarray(rgb, dtype=np.float32) * exposure, 0.0, 1.0) ** (1 / 2.2)
     return np.round(x * 255).astype(np.uint8)
+
+
+def front_frame(panorama: np.ndarray) -> np.ndarray:
+    """A stored (inside-view) panorama as a frontal camera sees it at rotation 0, and back (an involution)."""
+    return panorama[:, ::-1]

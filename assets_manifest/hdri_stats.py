@@ -15,8 +15,11 @@ def hdri_metadata(rgb: np.ndarray) -> dict[str, Any]:
     Means are solid-angle weighted, so the poles of an equirectangular map do
     not count more than the horizon. The dominant direction is the
     luminance-weighted mean direction of the brightest 1% of the sphere:
-    the sun or the key softbox, not the average sky.
+    the sun or the key softbox, not the average sky. Directions are in the
+    front frame of :mod:`assets_manifest.envmap` (azimuth 0 = in front of
+    the face, +90 = image right, for a frontal camera at rotation 0).
     """
+    rgb = envmap.front_frame(rgb)  # directions as a frontal camera sees them at rotation 0
     h, w = rgb.shape[:2]
     lum = envmap.luminance(np.maximum(rgb, 0.0)).astype(np.float64)
     omega = np.broadcast_to(envmap.solid_angles(h, w), lum.shape)

@@ -6,6 +6,11 @@ the manifest), so a map can be regenerated bit for bit. Radiance is linear
 Rec.709, scaled so a frontal-ish key gives a well exposed render at exposure
 1.0 (mean luminance roughly 0.3-1.5), like the maps bpy ships.
 
+Light positions in the parameters are azimuth/elevation in the front frame
+of :mod:`assets_manifest.envmap` (azimuth 0 = in front of the face at
+rotation 0, +90 = image right); the stored file is the usual inside-view
+panorama.
+
 Styles:
   clear_sky  sun of random elevation/azimuth/turbidity over a blue gradient
   hazy_sky   the same with high turbidity: a softer, larger sun glow
@@ -230,7 +235,8 @@ def generate(style: str, seed: int, width: int = 1024) -> ProceduralHDRI:
         rgb, params = _studio(rng, dirs, omega)
     else:
         rgb, params = _rim(rng, dirs, omega)
-    rgb = np.maximum(rgb, 0.0).astype(np.float32)
+    # laid out in the front frame (parameters read as seen from the camera); stored as a panorama
+    rgb = np.ascontiguousarray(envmap.front_frame(np.maximum(rgb, 0.0))).astype(np.float32)
     params = {"style": style, "seed": int(seed), "width": width, **_plain(params)}
     return ProceduralHDRI(style=style, seed=int(seed), params=params, rgb=rgb)
 

@@ -35,6 +35,7 @@ import json, math, os, sys, time
 t0 = time.perf_counter()
 import bpy
 from synthgen.render import scene as S
+from synthgen.camera_env import scene_turn_deg
 row, render_cfg, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 r = S.GroupRenderer(render_cfg, tmp_dir=out)
 sc = r.scene
@@ -45,7 +46,8 @@ render_s = 0.0
 for i, lt in enumerate(row["lightings"]):
     w = r.world
     w["env"].image = r._image(lt["hdri_uri"])
-    w["mapping"].inputs["Rotation"].default_value = (0.0, 0.0, -math.radians(lt["rotation_deg"]))
+    # the naive way: turn the world (a world-shader update per lighting)
+    w["mapping"].inputs["Rotation"].default_value = (0.0, 0.0, math.radians(scene_turn_deg(lt["rotation_deg"])))
     w["mix"].inputs[7].default_value = (*lt["white_balance_rgb"], 1.0)
     w["background"].inputs["Strength"].default_value = lt["exposure"]
     sc.cycles.seed = lt["cycles_seed"]

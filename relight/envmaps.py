@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from assets_manifest import envmap, hdri_io, procedural_hdri
+from synthgen import camera_env
 
 
 def load_env(spec: str, width: int = 512) -> np.ndarray:
@@ -23,15 +24,10 @@ def load_env(spec: str, width: int = 512) -> np.ndarray:
 
 
 def camera_frame_ldr(rgb: np.ndarray, rotate_deg: float = 0.0, exposure: float = 1.0, width: int = 256) -> np.ndarray:
-    """The env map as a model input: turned by ``rotate_deg``, LDR-encoded, resized to ``width`` x ``width/2``."""
-    from PIL import Image
+    """The env map a model sees for a portrait shot from the front: turned by ``rotate_deg``, LDR, (width/2, width, 3).
 
-    turned = envmap.rotate_azimuth(rgb, rotate_deg)
-    h = turned.shape[0]
-    # box-filter down in linear light before encoding, as a renderer integrates
-    factor = max(h // (width // 2), 1)
-    if factor > 1:
-        hh, ww = (turned.shape[0] // factor) * factor, (turned.shape[1] // factor) * factor
-        turned = turned[:hh, :ww].reshape(hh // factor, factor, ww // factor, factor, 3).mean(axis=(1, 3))
-    img = Image.fromarray(envmap.ldr_encode(turned, exposure))
-    return np.asarray(img.resize((width, width // 2), Image.BILINEAR))
+    Same code path as synthgen's ``env_XX`` members (a camera in front of the
+    face, yaw 0), so a map given here matches what training saw.
+    """
+    env = camera_env.camera_frame_env(rgb, camera_env.FRONTAL_CAMERA, rotate_deg, width)
+    return envmap.ldr_encode(env, exposure)

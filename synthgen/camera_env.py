@@ -5,12 +5,16 @@ Blender places an equirectangular world texture so that world direction
 
     u = 0.5 - atan2(D.y, D.x) / (2 pi),   v = 0.5 + asin(D.z) / pi   (v from the bottom)
 
-and synthgen turns the world by ``rotation_deg`` about +Z with a Mapping
-node, so a light at source direction ``S`` arrives from ``Rz(rotation) S``.
-A camera with world-from-camera rotation ``R`` (Blender camera axes: +x
+A lighting's ``rotation_deg`` is defined so that, for a camera in front of
+the face (yaw 0; heads look toward -Y), rotation 0 puts the map's centre
+column (azimuth 0 of the catalog's ``dominant_azimuth_deg``) in front of the
+face, and rotation r moves every light by +r in azimuth, exactly like
+:func:`assets_manifest.envmap.rotate_azimuth`. In Blender terms the scene
+is turned by :func:`scene_turn_deg` about +Z relative to the world texture,
+so a camera with world-from-camera rotation ``R`` (Blender camera axes: +x
 right, +y up, +z from the subject toward the camera, exactly DESIGN.md's
-camera frame) therefore sees, in camera direction ``d``, the source pixel
-at ``Rz(-rotation) R d``. Both the ``env_XX`` members and the ``env``
+camera frame) sees, in camera direction ``d``, the source pixel at
+``Rz(scene_turn_deg(rotation)) R d``. Both the ``env_XX`` members and the ``env``
 background are computed here, and relight uses the same functions for its
 inputs, so renders, env maps and model inputs agree by construction.
 """
@@ -24,6 +28,17 @@ from assets_manifest import envmap
 # A camera in front of the subject (at -Y, looking at +Y, Z up): the frame a
 # portrait is assumed to be shot in when no camera is known (relight inputs).
 FRONTAL_CAMERA = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+def scene_turn_deg(rotation_deg: float) -> float:
+    """How far (about +Z) the head and camera turn against the world texture for a lighting rotation.
+
+    Blender's world texture shows its centre column toward +X; the face looks
+    toward -Y. Turning the scene by +90 degrees brings the centre column in
+    front of the face; a lighting rotation of +r turns the lights by +r,
+    i.e. the scene by -r.
+    """
+    return 90.0 - rotation_deg
 
 
 def rot_z(degrees: float) -> np.ndarray:
@@ -57,7 +72,7 @@ def camera_frame_env(src: np.ndarray, world_from_camera: np.ndarray, rotation_de
     """
     h = width // 2
     fine = envmap.directions(h * supersample, width * supersample)
-    d_world = fine @ (rot_z(-rotation_deg) @ world_from_camera).T
+    d_world = fine @ (rot_z(scene_turn_deg(rotation_deg)) @ world_from_camera).T
     out = sample_blender_equirect(src, d_world)
     return out.reshape(h, supersample, width, supersample, 3).mean(axis=(1, 3))
 
@@ -75,5 +90,5 @@ def background_plate(src: np.ndarray, world_from_camera: np.ndarray, rotation_de
                      focal_mm: float, sensor_mm: float, supersample: int = 2) -> np.ndarray:
     """What a pinhole camera sees of the environment behind the subject, (res, res, 3) linear."""
     d = camera_ray_directions(resolution, focal_mm, sensor_mm, supersample)
-    out = sample_blender_equirect(src, d @ (rot_z(-rotation_deg) @ world_from_camera).T)
+    out = sample_blender_equirect(src, d @ (rot_z(scene_turn_deg(rotation_deg)) @ world_from_camera).T)
     return out.reshape(resolution, supersample, resolution, supersample, 3).mean(axis=(1, 3))

@@ -23,8 +23,9 @@ def test_scan_and_validate_good_assets(good_assets, tmp_path):
     assert set(rows) == {"sky", "sky2", "head01", "head02", "head03"}
     assert rows["sky"]["kind"] == "hdri" and rows["head01"]["kind"] == "head"
     assert rows["sky"]["hdri"]["width"] == 64 and rows["sky"]["hdri"]["height"] == 32
-    # the bright pixel is centred at u=0.508, v=0.266: azimuth 2.8, elevation 42.2 degrees
-    assert abs(rows["sky"]["hdri"]["dominant_azimuth_deg"] - 2.8) < 2
+    # the bright pixel is centred at u=0.508, v=0.266 of the panorama: in the front frame
+    # (mirrored, as a frontal camera sees it) azimuth -2.8, elevation 42.2 degrees
+    assert abs(rows["sky"]["hdri"]["dominant_azimuth_deg"] + 2.8) < 2
     assert abs(rows["sky"]["hdri"]["dominant_elevation_deg"] - 42.2) < 2
     assert rows["sky"]["hdri"]["dynamic_range_stops"] > 6
     roles = sorted(t["role"] for t in rows["head01"]["head"]["textures"])

@@ -47,7 +47,6 @@ def test_shipped_jobs_are_valid():
     ("camera.focal_mm=[1, 50]", "camera.focal_mm = [1, 50] is out of range [8, 400]"),
     ("render.device=\"tpu\"", "render.device = 'tpu' must be one of auto, cpu, gpu"),
     ("render.passes=[\"albedo\", \"uv\"]", "render.passes: unknown pass 'uv'"),
-    ("lighting.hdris_per_group=1", "a group needs 2 to 1000 lightings"),
     ("background.weights=[1.0]", "background.weights must be 3 non-negative numbers"),
     ("job.id=\"a.b\"", "job.id = 'a.b' must be letters, digits"),
     ("samples=3", "keys are section.name"),
@@ -57,6 +56,12 @@ def test_bad_jobs_name_the_key(override, message):
         jobs.load(os.path.join(ROOT, "jobs", "quickstart.toml"), [override])
     assert message in str(e.value)
     assert "quickstart.toml" in str(e.value) or override.startswith("samples")
+
+
+def test_a_group_needs_two_lightings():
+    with pytest.raises(JobError, match="= 1; a group needs 2 to 1000 lightings"):
+        jobs.load(os.path.join(ROOT, "jobs", "quickstart.toml"),
+                  ["lighting.hdris_per_group=1", "lighting.rotations_per_hdri=1"])
 
 
 def test_cli_reports_bad_job_in_one_line(tmp_path):

@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = os.path.join(ROOT, "jobs", "quickstart.toml")
 TINY = ["render.resolution=48", "render.samples=4", "render.passes=[\"albedo\", \"normal\", \"depth\"]",
         "splits.train=3", "splits.val=1", "splits.test=1", "job.shard_size=2",
-        "lighting.hdris_per_group=2", "lighting.env_width=32"]
+        "lighting.hdris_per_group=2", "lighting.rotations_per_hdri=1", "lighting.env_width=32"]
 
 
 def synthgen(*args: str) -> subprocess.CompletedProcess:

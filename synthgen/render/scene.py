@@ -9,10 +9,10 @@ itself changes, because any world-shader update costs Cycles a fixed ~2 s
 (measured here: "Importance map" stage, whatever the map size or world
 sampling method), which would dominate small renders:
 
-* azimuth rotation: the head and camera sit under a rig that turns by
-  ``-rotation`` about Z. Turning the world by ``+rotation`` is the same
-  picture (only relative orientation matters), and an object transform is
-  a BVH refit, not a world rebuild;
+* azimuth rotation: the head and camera sit under a rig that turns about Z
+  (:func:`synthgen.camera_env.scene_turn_deg`) instead of turning the world
+  the other way; the picture is the same (only relative orientation
+  matters), and an object transform is a BVH refit, not a world rebuild;
 * exposure and white balance: light transport is linear per RGB channel,
   so the render under ``gain * E`` is ``gain *`` the render under ``E``.
   They are applied to the linear result; Cycles' light clamping is turned
@@ -34,6 +34,7 @@ import bpy
 import mathutils
 import numpy as np
 
+from synthgen import camera_env
 from synthgen.render import passes as render_passes
 from synthgen.samples import CameraInfo, GroupRenders
 
@@ -254,7 +255,7 @@ class GroupRenderer:
         if lighting["hdri_uri"] != self.current_hdri:
             self.world["env"].image = self._image(lighting["hdri_uri"])
             self.current_hdri = lighting["hdri_uri"]
-        self.rig.rotation_euler = (0.0, 0.0, -math.radians(lighting["rotation_deg"]))
+        self.rig.rotation_euler = (0.0, 0.0, math.radians(camera_env.scene_turn_deg(lighting["rotation_deg"])))
         self.scene.cycles.seed = lighting["cycles_seed"]
         out = render_passes.render_to_arrays(self.scene, self.tmp_dir)
         rgba = out["rgba"]
