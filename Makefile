@@ -23,9 +23,13 @@ demo: install
 	$(BIN)/synthgen assets builtin --out $(OUT)/catalog
 	$(BIN)/synthgen assets validate $(OUT)/catalog/manifest.parquet -q
 	$(BIN)/synthgen assets preview $(OUT)/catalog/manifest.parquet --out $(OUT)/catalog/preview.png
+	$(BIN)/synthgen render jobs/quickstart.toml --out $(OUT)/quickstart \
+		--set 'job.catalogs=["$(abspath $(OUT))/catalog/manifest.parquet"]'
+	$(BIN)/synthgen inspect $(OUT)/quickstart
 	@echo
-	@echo "Built-in catalog:  $(OUT)/catalog/manifest.parquet"
-	@echo "Contact sheet:     $(OUT)/catalog/preview.png"
+	@echo "Built-in catalog:   $(OUT)/catalog/manifest.parquet  (contact sheet: $(OUT)/catalog/preview.png)"
+	@echo "Quickstart dataset: $(OUT)/quickstart/dataset.json   (shards in $(OUT)/quickstart/shards/)"
+	@echo "Contact sheet:      $(OUT)/quickstart/preview.png"
 
 test: install
 	$(BIN)/python -m pytest -q

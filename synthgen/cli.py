@@ -112,7 +112,12 @@ def cmd_render(args) -> int:
 
     job = _job(args)
     out = _out(args, job)
-    summary = runner.run_local(job, out, resume=True, progress=not args.quiet)
+    try:
+        summary = runner.run_local(job, out, resume=True, progress=not args.quiet)
+    except ModuleNotFoundError as e:
+        if e.name != "bpy":
+            raise
+        return _fail("synthgen render needs Blender's bpy module: pip install '.[render]' (Python 3.11)")
     print(f"{out}: planned {summary['planned']}, written {summary['written']}, failed {summary['failed']} "
           f"({summary['images']} images, {summary['wall_s']:.1f} s)")
     print(f"  dataset: {os.path.join(out, 'dataset.json')}")
