@@ -91,7 +91,7 @@ def build(out_dir: str, config: BuiltinConfig = BuiltinConfig(), progress: bool 
             if config.force or not os.path.exists(dst):
                 heads.write_head_glb(params, dst)
             row, problems = record_for(dst, manifest, "CC0-1.0", PROCEDURAL_SOURCE,
-                                       generator=heads.GENERATOR, generator_params=_json({"seed": arg, **params.to_dict()}))
+                                       generator=heads.FORMAT, generator_params=_json(params.to_dict()))
         if problems:  # a built-in asset failing its own checks is a bug, not bad input
             raise AssetError("; ".join(problems))
         rows.append(row)

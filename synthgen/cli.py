@@ -78,9 +78,19 @@ def cmd_filter(args) -> int:
 
 def cmd_preview(args) -> int:
     from assets_manifest import contact_sheet
+    from assets_manifest.schema import read_rows, resolve_uri
 
     out = contact_sheet.hdri_sheet(args.manifest, args.out, progress=not args.quiet)
-    print(f"wrote {out}")
+    print(f"wrote {out} (HDRIs)")
+    heads = [resolve_uri(r["uri"], args.manifest) for r in read_rows(args.manifest)
+             if r["kind"] == "head" and r["format"] == "glb" and (r["head"] or {}).get("generator")]
+    if heads and args.heads:
+        from synthgen.render import head_preview  # Cycles: only the render environment has it
+
+        heads_png = os.path.splitext(args.out)[0] + "_heads.png"
+        head_preview.render_head_sheet(sorted(heads)[: args.heads], head_preview.builtin_hdri("studio.exr"),
+                                       heads_png, resolution=160, samples=16, exposure=-0.7)
+        print(f"wrote {heads_png} (procedural heads, Cycles)")
     return 0
 
 
@@ -204,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pv = a.add_parser("preview", help="contact sheet PNG of the catalog")
     pv.add_argument("manifest")
-    pv.add_argument("--out", required=True, help="output PNG")
+    pv.add_argument("--out", required=True, help="output PNG (HDRIs); procedural heads go to <out>_heads.png")
+    pv.add_argument("--heads", type=int, default=16, help="procedural heads to render, 0 for none (default 16)")
     pv.set_defaults(func=cmd_preview)
 
     sh = a.add_parser("show", help="counts per kind, split and licence")

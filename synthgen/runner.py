@@ -61,7 +61,8 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
     from synthgen.render import scene as bpy_scene  # only here: the render environment has bpy
 
     if renderer is None:
-        renderer = bpy_scene.GroupRenderer(job["render"], tmp_dir=os.path.join(out_dir, ".staging"))
+        renderer = bpy_scene.GroupRenderer(job["render"], tmp_dir=os.path.join(out_dir, ".staging"),
+                                           log_path=blender_log_path(out_dir))
     hdris = hdris or HdriCache()
     software = bpy_scene.software_versions()
     result = ShardResult(record=None)  # type: ignore[arg-type]
@@ -96,6 +97,10 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
     result.record = shards.write_shard(out_dir, shard, rows[0]["split"], produce())
     _write_json(os.path.join(out_dir, COMPLETED_DIR, f"{shard}.json"), result.to_dict())
     return result
+
+
+def blender_log_path(out_dir: str) -> str:
+    return os.path.join(out_dir, "logs", f"blender-{os.getpid()}.log")
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -164,7 +169,8 @@ def run_local(job: Job, out_dir: str, resume: bool = True, progress: bool = True
     if pending:
         from synthgen.render import scene as bpy_scene
 
-        renderer = bpy_scene.GroupRenderer(job.to_dict()["render"], tmp_dir=os.path.join(out_dir, ".staging"))
+        renderer = bpy_scene.GroupRenderer(job.to_dict()["render"], tmp_dir=os.path.join(out_dir, ".staging"),
+                                           log_path=blender_log_path(out_dir))
         hdris = HdriCache()
         for name in pending:
             results[name] = render_shard(out_dir, name, by_shard[name], job.to_dict(), renderer, hdris, on_group)

@@ -97,3 +97,27 @@ def test_relight_envmap_uses_the_shared_convention(tmp_path):
     assert x in (95, 96)  # turned 90 degrees: now from image right (u = 0.75)
     r = run_cli("envmap", "--env", str(tmp_path / "missing.exr"), "--out", str(tmp_path / "x.png"), module="relight.cli")
     assert r.returncode == 2 and "missing.exr: file not found" in r.stderr
+
+
+def test_builtin_heads_are_catalogued_and_previewed(tmp_path):
+    pytest.importorskip("bpy")
+    out = tmp_path / "cat"
+    r = run_cli("assets", "builtin", "--out", str(out), "--hdris", "3", "--hdri-width", "128", "--heads", "3",
+                "--no-blender-hdris", "-q")
+    assert r.returncode == 0, r.stderr
+    manifest = str(out / "manifest.parquet")
+    heads = [row for row in read_rows(manifest) if row["kind"] == "head"]
+    assert len(heads) == 3 and {h["split"] for h in heads} == {"train", "val", "test"}
+    for h in heads:
+        assert h["format"] == "glb" and h["head"]["generator"] == "synthgen-head/1"
+        assert 20_000 <= h["head"]["faces"] <= 60_000
+        assert {"skin", "eye_L", "eye_R", "cornea_L", "cornea_R"} <= set(h["head"]["parts"])
+        assert '"melanin"' in h["head"]["generator_params"]
+    assert run_cli("assets", "validate", manifest, "-q").returncode == 0
+    r = run_cli("assets", "preview", manifest, "--out", str(tmp_path / "sheet.png"), "--heads", "2", "-q")
+    assert r.returncode == 0, r.stderr[-2000:]
+    from PIL import Image
+    import numpy as np
+
+    sheet = np.asarray(Image.open(tmp_path / "sheet_heads.png").convert("L")).astype(float)
+    assert sheet.std() > 10  # rendered heads, not a blank canvas

@@ -115,7 +115,7 @@ def hair_albedo(melanin: float, redness: float) -> list[float]:
     """Linear RGB albedo of a hair mass from melanin amount (0..1) and pheomelanin ratio."""
     qty = -np.log(max(1.0 - 0.98 * melanin, 1e-4))
     sigma = qty * ((1 - redness) * _EU + redness * _PHEO)
-    rgb = 0.75 * np.exp(-sigma * 1.6) + 0.012
+    rgb = 0.75 * np.exp(-sigma * 3.0) + 0.008
     return [float(c) for c in np.round(rgb, 5)]
 
 
@@ -130,5 +130,5 @@ def iris_albedo(melanin: float) -> list[float]:
 def lip_albedo(skin_rgb: list[float], haemoglobin: float) -> list[float]:
     """Lips: thin stratum corneum over dense capillaries, i.e. skin shifted toward red."""
     s = np.asarray(skin_rgb)
-    tint = np.array([1.0, 0.62, 0.66]) * (0.85 + 2.0 * min(haemoglobin, 0.1))
+    tint = np.array([1.0, 0.55, 0.6]) * (0.8 + 2.0 * min(haemoglobin, 0.1))
     return [float(c) for c in np.round(np.clip(s * tint, 0.0, 1.0), 5)]

@@ -2,24 +2,27 @@
 
 Conventions (all parts, all outputs of this package): metres, right-handed,
 +Z up, the face looks toward -Y (Blender's front view), +X is the head's own
-left. The origin is on the mid-sagittal plane at the height of the eye
-centres, roughly above the ear canals; the vertex sits near z = +0.12 m,
-the chin near z = -0.11 m and the flat bottom of the bust (upper shoulders)
-near z = -0.25 m, all times `head_scale`.
+left, so "eye_L" sits at +X. The origin is on the mid-sagittal plane at the
+height of the eye centres, above the ear canals; at head_scale 1 the vertex
+is near z = +0.12 m, the chin near z = -0.115 m and the flat bottom of the
+bust (upper shoulders) at z = -0.245 m. Everything scales with head_scale
+about the origin.
 
 Why signed distances: a bust is one closed surface with overhangs (ears),
-cavities (nostrils, eye sockets, an open mouth) and thin folds (eyelids,
-lips). Smooth unions of ellipsoids and capsules give all of that with
-guaranteed watertight topology through marching cubes; a deformed template
-would need a hand-made base mesh we do not have. The skin is meshed at
-~1.2 mm, then quadric decimation brings it to the face budget, keeping
-detail where curvature is (face, ears) rather than on the skull and chest.
+cavities (nostrils, an open mouth) and thin folds (eyelids, lips). Smooth
+unions of ellipsoids and capsules model all of that and marching cubes turns
+it into a watertight, consistently wound mesh; a deformed template would
+need a hand-made base mesh this project does not have. The skin is meshed at
+SKIN_CELL (1.4 mm; sampled exactly around eyes, nose, mouth and ears and
+interpolated from a 2.8 mm grid elsewhere), quadric-decimated to SKIN_FACES
+(detail stays where curvature is), and the decimated vertices are snapped
+back onto the field, whose gradient gives the vertex normals.
 
-Parts returned by `build_head`: "skin"; "eye_L", "eye_R" (eyeballs: sclera,
-iris and pupil are regions of the UV v coordinate, v = angle from the gaze
-axis / pi, see EYE_UV); "cornea_L", "cornea_R" (closed glossy shells over the
-eyeballs); and "hair" when hair_coverage >= HAIR_MIN_COVERAGE. Every part is
-closed and outward-facing once its UV-seam duplicates are welded.
+Parts returned by `build_head`: "skin"; "eye_L", "eye_R" (eyeballs with
+sclera, iris and pupil as UV v bands, see eyes.EYE_UV); "cornea_L",
+"cornea_R" (closed glossy shells over the eyeballs); "hair" when
+hair_coverage >= HAIR_MIN_COVERAGE. Each part is closed and outward-facing
+once its UV-seam duplicates are welded (uv.weld).
 """
 
 from __future__ import annotations
@@ -29,45 +32,73 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
+from . import eyes as E
 from . import sdf as S
+from . import uv as U
 from .params import HAIR_MIN_COVERAGE, HeadParams
 
-EYE_RADIUS = 0.0122
-# Eyeball UV: v = polar angle from the gaze axis / pi (0 at the pupil centre).
-EYE_UV = {"pupil_v": 0.052, "iris_v": 0.165, "limbus_width_v": 0.012}
-
-SKIN_CELL = 0.0012      # marching-cubes spacing for the skin, metres
-SKIN_FACES = 42000      # decimation target
+SKIN_CELL = 0.0014      # marching-cubes spacing for the skin, metres
+SKIN_FACES = 40000      # decimation target for the skin
+DECIMATE_AGG = 3.0  # lower than the default 7: fewer folded slivers around eyes and lips
 HAIR_CELL = 0.0022
-HAIR_FACES = 8000
+HAIR_FACES = 7000
+BUST_BOTTOM = -0.245
+SKIN_BOX = ((-0.235, -0.19, -0.285), (0.235, 0.165, 0.165))
+# Boxes (lo, hi) where the skin field is sampled exactly at SKIN_CELL; elsewhere
+# it is interpolated from 2 x SKIN_CELL samples (see sdf.mesh_sdf).
+SKIN_DETAIL = (((-0.05, -0.14, -0.10), (0.05, -0.045, 0.03)),
+               ((0.045, -0.03, -0.065), (0.115, 0.055, 0.035)),
+               ((-0.115, -0.03, -0.065), (-0.045, 0.055, 0.035)))
 
 
 @dataclass
 class Layout:
-    """Landmarks and dimensions derived from the params, at head_scale = 1."""
+    """Landmarks derived from the params, at head_scale = 1."""
     p: HeadParams
     eye_c: np.ndarray          # (2, 3) eye centres, L (+x) then R
+    gaze: np.ndarray           # unit gaze direction
+    nasion: np.ndarray
     nose_tip: np.ndarray
     subnasale: np.ndarray
-    mouth: np.ndarray          # stomion (lip contact point)
-    chin: np.ndarray
+    mouth: np.ndarray          # stomion (lip contact point, mouth closed)
+    chin: np.ndarray           # pogonion
     ear_c: np.ndarray          # (2, 3)
-    top_z: float
+    hinge: np.ndarray          # jaw rotation axis point (axis = x)
+    jaw_angle: float           # radians of mouth opening
+
+    def landmarks(self) -> dict[str, list[float]]:
+        s = self.p.head_scale
+        out = {
+            "eye_L": self.eye_c[0], "eye_R": self.eye_c[1], "nasion": self.nasion,
+            "nose_tip": self.nose_tip, "mouth": self.mouth, "chin": self.chin,
+            "ear_L": self.ear_c[0], "ear_R": self.ear_c[1],
+            "head_top": np.array([0.0, 0.012, 0.121]),
+        }
+        return {k: [round(float(c) * s, 6) for c in v] for k, v in out.items()}
 
 
 def make_layout(p: HeadParams) -> Layout:
-    ex = 0.032 * p.eye_spacing
-    eye_c = np.array([[ex, -0.066, 0.0], [-ex, -0.066, 0.0]])
-    fl = p.face_length
-    nl = p.nose_length
-    proj = p.nose_projection
-    subnasale = np.array([0.0, -0.093, -0.050 * nl])
-    nose_tip = np.array([0.0, -0.093 - 0.022 * proj, -0.037 * nl + 0.004 * p.nose_tip_up])
-    mouth = np.array([0.0, -0.094, -0.050 * nl - 0.021 * fl])
-    chin = np.array([0.0, -0.087 - 0.007 * p.chin_projection, -0.112 * fl])
-    ear_c = np.array([[0.071 * p.cranium_width, 0.006, -0.014],
-                      [-0.071 * p.cranium_width, 0.006, -0.014]])
-    return Layout(p, eye_c, nose_tip, subnasale, mouth, chin, ear_c, 0.121)
+    ex = 0.0315 * p.eye_spacing
+    eye_c = np.array([[ex, -0.067, 0.0], [-ex, -0.067, 0.0]])
+    fl, nl, proj = p.face_length, p.nose_length, p.nose_projection
+    nasion = np.array([0.0, -0.0835, 0.004])
+    subnasale = np.array([0.0, -0.0925, -0.050 * nl])
+    nose_tip = np.array([0.0, -0.0925 - 0.023 * proj, -0.038 * nl + 0.004 * p.nose_tip_up])
+    mouth = np.array([0.0, -0.0925, subnasale[2] - 0.020 * fl])
+    chin = np.array([0.0, -0.093 - 0.007 * p.chin_projection, -0.099 * fl])
+    ear_c = np.array([[0.0715 * p.cranium_width, 0.008, -0.016],
+                      [-0.0715 * p.cranium_width, 0.008, -0.016]])
+    hinge = np.array([0.0, 0.005, -0.025])
+    return Layout(p, eye_c, E.gaze_direction(p.gaze_yaw, p.gaze_pitch), nasion, nose_tip,
+                  subnasale, mouth, chin, ear_c, hinge, float(np.radians(9.0) * p.jaw_open))
+
+
+def _jaw_frame(q: np.ndarray, L: Layout) -> np.ndarray:
+    """Points mapped into the closed-jaw frame (inverse of the opening rotation)."""
+    if L.jaw_angle == 0.0:
+        return q
+    # opening turns the chin down and back about the hinge: rotate points the other way
+    return S.to_local(q, L.hinge, S.rot_x(np.degrees(L.jaw_angle))) + L.hinge.astype(q.dtype)
 
 
 # --------------------------------------------------------------------- skin --
@@ -77,24 +108,24 @@ def _cranium(q: np.ndarray, L: Layout) -> np.ndarray:
     cw, cl = p.cranium_width, p.cranium_length
     # egg: the skull is broader behind the ears than at the temples
     qq = q.copy()
-    qq[:, 0] = q[:, 0] / (1.0 + 0.10 * np.clip((q[:, 1] - 0.0) / 0.1, -1.0, 1.0))
-    d = S.ellipsoid(qq, (0.0, 0.012 * cl, 0.029), (0.073 * cw, 0.099 * cl, 0.092))
+    qq[:, 0] = q[:, 0] / (1.0 + 0.09 * np.clip(q[:, 1] / 0.1, -1.0, 1.0))
+    d = S.ellipsoid(qq, (0.0, 0.012 * cl, 0.029), (0.0765 * cw, 0.099 * cl, 0.092))
     slope = p.forehead_slope
-    fore = S.ellipsoid(q, (0.0, -0.040, 0.046), (0.062 * cw, 0.050, 0.060), S.rot_x(-8 - 14 * slope))
-    d = S.smin(d, fore, 0.02)
-    return d
+    fore = S.ellipsoid(q, (0.0, -0.047, 0.046), (0.063 * cw, 0.052, 0.062), S.rot_x(-(2 + 12 * slope)))
+    return S.smin(d, fore, 0.02)
 
 
 def _brow(q: np.ndarray, L: Layout) -> np.ndarray:
     b = L.p.brow_ridge
     ex = L.eye_c[0, 0]
-    d = np.full(len(q), 1.0)
+    d = None
     for sx in (1.0, -1.0):
-        a = (0.0, -0.086 - 0.003 * b, 0.021)
-        c = (sx * (ex + 0.016), -0.070 - 0.002 * b, 0.019)
-        d = np.minimum(d, S.capsule(q, a, c, 0.0055 + 0.003 * b))
+        a = (0.0, -0.087 - 0.003 * b, 0.019)
+        c = (sx * (ex + 0.012), -0.0755 - 0.002 * b, 0.0175)
+        e = S.capsule(q, a, c, 0.0055 + 0.003 * b)
         # lateral brow end curving back to the temple
-        d = np.minimum(d, S.capsule(q, c, (sx * (ex + 0.030), -0.046, 0.012), 0.006 + 0.002 * b))
+        e = np.minimum(e, S.capsule(q, c, (sx * (ex + 0.028), -0.055, 0.012), 0.006 + 0.002 * b))
+        d = e if d is None else np.minimum(d, e)
     return d
 
 
@@ -102,57 +133,73 @@ def _face(q: np.ndarray, L: Layout) -> np.ndarray:
     """Mid and lower face masses: cheeks, maxilla, jaw and chin."""
     p = L.p
     fw, fl, jw = p.face_width, p.face_length, p.jaw_width
-    cheek_z = -0.030 * fl
-    d = S.ellipsoid(q, (0.0, -0.028, -0.020 * fl), (0.064 * fw, 0.052, 0.062 * fl))
-    muzzle = S.ellipsoid(q, (0.0, -0.064, -0.062 * fl), (0.033 * p.mouth_width, 0.030, 0.034 * fl))
-    d = S.smin(d, muzzle, 0.02)
+    # the face narrows from the cheekbones to the jaw: taper x with height
+    qq = q.copy()
+    qq[:, 0] = q[:, 0] / (1.0 + 0.16 * np.clip((q[:, 2] + 0.022 * fl) / (0.062 * fl), -1.0, 1.0))
+    d = S.ellipsoid(qq, (0.0, -0.030, -0.022 * fl), (0.062 * fw, 0.052, 0.062 * fl))
+    muzzle = S.ellipsoid(q, (0.0, -0.064, -0.064 * fl), (0.029 * p.mouth_width, 0.029, 0.032 * fl))
+    d = S.smin(d, muzzle, 0.025)
     for sx in (1.0, -1.0):
-        zyg = S.ellipsoid(q, (sx * 0.050 * fw, -0.052, -0.012), (0.020, 0.016 + 0.005 * p.cheekbones, 0.011),
+        zyg = S.ellipsoid(q, (sx * 0.050 * fw, -0.044, -0.012), (0.021, 0.016 + 0.005 * p.cheekbones, 0.013),
                           S.rot_z(sx * 30))
-        d = S.smin(d, zyg, 0.012)
-        smile_lift = 0.004 * p.smile
-        cheek = S.ellipsoid(q, (sx * 0.037 * fw, -0.066 + 0.004 * (1 - p.cheek_fullness), cheek_z + smile_lift),
-                            (0.022, 0.018 + 0.006 * p.cheek_fullness + 0.003 * p.smile, 0.026))
-        d = S.smin(d, cheek, 0.015)
-    # mandible: ramus and body on each side, meeting at the chin
-    gz = -0.080 * fl + 0.010 * (1 - p.jaw_angle)
+        d = S.smin(d, zyg, 0.02)
+        lift = 0.005 * p.smile
+        cheek = S.ellipsoid(q, (sx * 0.036 * fw, -0.046 - 0.003 * p.smile, -0.028 * fl + lift),
+                            (0.025, 0.025 + 0.005 * p.cheek_fullness, 0.028))
+        d = S.smin(d, cheek, 0.02)
+    # lower face (in the opened-jaw frame): one tapered mass from the cheeks to
+    # the chin keeps the surface smooth; thin mandible capsules only mark the jaw line
+    j = _jaw_frame(q, L)
     chin = L.chin
-    jaw = np.full(len(q), 1.0)
+    lz = -0.072 * fl
+    lj = j.copy()
+    lj[:, 0] = j[:, 0] / (1.0 + 0.30 * np.clip((j[:, 2] - lz) / (0.042 * fl), -1.0, 1.0))
+    lower = S.ellipsoid(lj, (0.0, -0.036, lz), (0.049 * jw, 0.052, 0.042 * fl))
+    gz = -0.082 * fl + 0.008 * (1 - p.jaw_angle)
+    jaw = lower
     for sx in (1.0, -1.0):
-        gon = (sx * 0.050 * jw, -0.010 - 0.006 * (1 - p.jaw_angle), gz)
-        ramus = S.round_cone(q, (sx * 0.055 * p.cranium_width, 0.004, -0.030), gon, 0.011, 0.010 + 0.004 * p.jaw_angle)
-        body = S.round_cone(q, gon, (sx * 0.016 * p.chin_width, chin[1] + 0.012, chin[2] + 0.008),
-                            0.010 + 0.004 * p.jaw_angle, 0.011)
-        jaw = S.smin(jaw, S.smin(ramus, body, 0.004 + 0.012 * (1 - p.jaw_angle)), 0.01)
-    chin_e = S.ellipsoid(q, (0.0, chin[1] + 0.012, chin[2] + 0.010), (0.020 * p.chin_width, 0.013, 0.016))
-    jaw = S.smin(jaw, chin_e, 0.012)
-    if p.jaw_open > 0:
-        # the jaw hinges near the ear: rotate the lower face part down
-        jaw_open_shift = 0.0
-        del jaw_open_shift
-    d = S.smin(d, jaw, 0.02)
-    return d
+        gon = (sx * 0.050 * jw, -0.008 - 0.006 * (1 - p.jaw_angle), gz)
+        ramus = S.tapered_capsule(j, (sx * 0.053 * p.cranium_width, 0.004, -0.030), gon, 0.009, 0.007 + 0.003 * p.jaw_angle)
+        body = S.tapered_capsule(j, gon, (sx * 0.016 * p.chin_width, chin[1] + 0.013, chin[2] - 0.006),
+                                 0.007 + 0.003 * p.jaw_angle, 0.009)
+        jaw = S.smin(jaw, S.smin(ramus, body, 0.004 + 0.01 * (1 - p.jaw_angle)), 0.012)
+    chin_e = S.ellipsoid(j, (0.0, chin[1] + 0.013, chin[2] - 0.003), (0.021 * p.chin_width, 0.014, 0.016))
+    jaw = S.smin(jaw, chin_e, 0.016)
+    return S.smin(d, jaw, 0.02)
 
 
 def _neck_shoulders(q: np.ndarray, L: Layout) -> np.ndarray:
     p = L.p
     nw, sw = p.neck_width, p.shoulder_width
     qq = q.copy()
-    qq[:, 0] /= 1.08  # neck is wider than deep
-    neck = S.round_cone(qq, (0.0, 0.016, -0.215), (0.0, 0.010, -0.045), 0.057 * nw, 0.047 * nw)
-    sh = S.ellipsoid(q, (0.0, 0.030, -0.280), (0.160 * sw, 0.090, 0.075))
-    chest = S.ellipsoid(q, (0.0, -0.005, -0.285), (0.110 * sw, 0.085, 0.07))
-    d = S.smin(neck, S.smin(sh, chest, 0.03), 0.035)
+    qq[:, 0] /= 1.06  # the neck is wider than deep
+    neck = S.tapered_capsule(qq, (0.0, 0.016, -0.20), (0.0, 0.012, -0.07), 0.054 * nw, 0.047 * nw)
+    chest = S.ellipsoid(q, (0.0, 0.005, -0.268), (0.115 * sw, 0.082, 0.075))
+    d = S.smin(neck, chest, 0.03)
+    for sx in (1.0, -1.0):
+        trap = S.tapered_capsule(q, (sx * 0.035 * nw, 0.030, -0.140), (sx * 0.150 * sw, 0.018, -0.212), 0.030, 0.034)
+        d = S.smin(d, trap, 0.025)
+        scm = S.capsule(q, (sx * 0.050 * nw, 0.018, -0.055), (sx * 0.013, -0.040 * nw, -0.195), 0.0105 * nw)
+        d = S.smin(d, scm, 0.014)
+        clav = S.capsule(q, (sx * 0.022, -0.050, -0.207), (sx * 0.130 * sw, -0.016, -0.199), 0.0075)
+        d = S.smin(d, clav, 0.02)
     return d
 
 
 def _eye_socket_cut(q: np.ndarray, L: Layout) -> np.ndarray:
-    d = np.full(len(q), 1.0)
+    d = None
     for c in L.eye_c:
         sx = np.sign(c[0])
-        hollow = S.ellipsoid(q, (c[0] + sx * 0.002, c[1] - 0.010, c[2] + 0.002), (0.019, 0.014, 0.0135))
-        d = np.minimum(d, hollow)
+        hollow = S.ellipsoid(q, (c[0] + sx * 0.0025, c[1] - 0.0085, c[2] + 0.0005), (0.0165, 0.0125, 0.0125))
+        d = hollow if d is None else np.minimum(d, hollow)
     return d
+
+
+def _eye_solid(q: np.ndarray, L: Layout, c: np.ndarray) -> np.ndarray:
+    """Eyeball plus corneal bulge, as the lids see it."""
+    ball = S.length(q - c) - E.EYE_RADIUS
+    cornea = S.length(q - E.cornea_center(c, L.gaze).astype(q.dtype)) - E.CORNEA_RADIUS
+    return S.smin(ball, cornea, 0.001)
 
 
 def _lid_opening(q: np.ndarray, L: Layout, c: np.ndarray) -> np.ndarray:
@@ -160,198 +207,259 @@ def _lid_opening(q: np.ndarray, L: Layout, c: np.ndarray) -> np.ndarray:
     p = L.p
     sx = np.sign(c[0])
     v = q - c
-    # angles: a horizontal (positive toward the temple), e vertical
+    # angles: a horizontal (+ toward the temple), e vertical
     a = np.arctan2(sx * v[:, 0], -v[:, 1])
     e = np.arctan2(v[:, 2], np.hypot(v[:, 0], v[:, 1]))
     size = p.eye_size
-    a_med, a_lat = -0.95 * size, 0.95 * size
+    a_med, a_lat = -1.2 * size, 1.32 * size
     t = np.clip((a - a_med) / (a_lat - a_med), 0.0, 1.0)   # 0 medial .. 1 lateral corner
-    tilt = np.radians(5.0) * p.eye_tilt
-    corner_e = (t - 0.5) * 2 * tilt * 0.5 + 0.5 * tilt
+    tilt = np.radians(6.0) * p.eye_tilt
+    corner_e = (t - 0.5) * tilt - 0.02
     # lid margins: the upper peaks a little medially, the lower a little laterally
-    up_peak = 0.42 * size * np.sin(np.pi * t ** 0.85)
-    lo_peak = 0.30 * size * np.sin(np.pi * t ** 1.15)
+    up_peak = 0.36 * size * np.sin(np.pi * t ** 0.85)
+    lo_peak = 0.36 * size * np.sin(np.pi * t ** 1.2)
     e_up = corner_e + up_peak
     e_lo = corner_e - lo_peak
-    closure = p.eyelid_closure
-    e_up = e_up - closure * (e_up - (e_lo + 0.15 * (e_up - e_lo))) - 0.08 * p.smile * up_peak
+    e_up = e_up - p.eyelid_closure * (e_up - (e_lo + 0.12 * (e_up - e_lo))) - 0.10 * p.smile * up_peak
     e_lo = e_lo + 0.25 * p.smile * lo_peak
-    r = EYE_RADIUS
     d_ang = np.maximum.reduce([e - e_up, e_lo - e, a_med - a, a - a_lat])
-    return d_ang * r
+    return d_ang * E.EYE_RADIUS
 
 
 def _eyelid(q: np.ndarray, L: Layout, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(lid shell around one eye, clearance sphere around its eyeball)."""
-    dist = S.length(q - c)
-    inner = EYE_RADIUS + 0.0007
-    thick = 0.0024
-    shell = np.abs(dist - (inner + thick * 0.5)) - thick * 0.5
+    """(lid shell around one eye, clearance around its eyeball and cornea)."""
+    solid = _eye_solid(q, L, c)
+    gap, thick = 0.0006, 0.0024
+    shell = np.abs(solid - (gap + thick * 0.5)) - thick * 0.5
     lid = S.smax(shell, -_lid_opening(q, L, c), 0.0012)
     # lids only on the front half of the eye
     lid = S.smax(lid, q[:, 1] - (c[1] + 0.002), 0.003)
-    return lid, dist - inner
+    return lid, solid - gap
 
 
 def _nose(q: np.ndarray, L: Layout) -> tuple[np.ndarray, np.ndarray]:
     """(nose body, nostril cavities)."""
     p = L.p
-    tip = L.nose_tip
-    sn = L.subnasale
+    tip, sn, nasion = L.nose_tip, L.subnasale, L.nasion
     nw = p.nose_width
-    nasion = np.array([0.0, -0.083, 0.004])
-    hump = 0.0025 * p.nose_bridge
-    mid = 0.5 * (nasion + tip) + np.array([0.0, -0.004 - hump, 0.0])
-    bridge = S.smin(S.round_cone(q, nasion, mid, 0.0045, 0.0055),
-                    S.round_cone(q, mid, tip + np.array([0, 0.004, 0.003]), 0.0055, 0.0075), 0.004)
-    # the side walls widen toward the cheeks
-    wall = S.round_cone(q, nasion + np.array([0, 0.012, -0.004]), sn + np.array([0, 0.012, 0.010]), 0.006, 0.013 * nw)
-    body = S.smin(bridge, wall, 0.006)
-    tip_ball = S.ellipsoid(q, tip + np.array([0.0, 0.0085, 0.0]), (0.0085 * nw, 0.0085, 0.008))
+    hump = 0.002 * p.nose_bridge
+    mid = 0.55 * nasion + 0.45 * tip + np.array([0.0, -0.0035 - hump, 0.0])
+    bridge = S.smin(S.tapered_capsule(q, nasion, mid, 0.0045, 0.0052),
+                    S.tapered_capsule(q, mid, tip + np.array([0, 0.0045, 0.003]), 0.0052, 0.0068), 0.004)
+    # side walls widen toward the cheeks
+    wall = S.tapered_capsule(q, nasion + np.array([0, 0.008, -0.004]), sn + np.array([0, 0.001, 0.012]),
+                             0.0085, 0.0135 * nw)
+    body = S.smin(bridge, wall, 0.008)
+    tip_ball = S.ellipsoid(q, tip + np.array([0.0, 0.0078, 0.0005]), (0.0085 * nw, 0.0078, 0.0078))
     body = S.smin(body, tip_ball, 0.004)
     flare = p.nostril_flare
-    nostrils = np.full(len(q), 1.0)
+    holes = None
     for sx in (1.0, -1.0):
-        ala_c = np.array([sx * (0.0125 + 0.002 * flare) * nw, sn[1] + 0.001, sn[2] + 0.006])
-        ala = S.ellipsoid(q, ala_c, (0.0075 + 0.001 * flare, 0.0085, 0.0068), S.rot_z(sx * 20))
-        body = S.smin(body, ala, 0.0022)
-        hole_c = np.array([sx * 0.0068 * nw, 0.5 * (tip[1] + sn[1]) + 0.002, sn[2] + 0.0005])
-        hole = S.ellipsoid(q, hole_c, (0.0032 * nw, 0.0058, 0.0032), S.rot_z(sx * 15) @ S.rot_x(-20))
-        nostrils = np.minimum(nostrils, hole)
+        ala_c = np.array([sx * (0.0122 + 0.0018 * flare) * nw, sn[1] - 0.0005, sn[2] + 0.0062])
+        ala = S.ellipsoid(q, ala_c, (0.0064 + 0.001 * flare, 0.0085, 0.0064), S.rot_z(sx * 25))
+        body = S.smin(body, ala, 0.0035)
+        hole_c = np.array([sx * 0.0072 * nw, 0.5 * (tip[1] + sn[1]) + 0.0025, sn[2] + 0.0012])
+        hole = S.ellipsoid(q, hole_c, (0.0023 * nw, 0.0042, 0.0022), S.rot_z(sx * 12) @ S.rot_x(-15))
+        holes = hole if holes is None else np.minimum(holes, hole)
     # columella: the bridge of skin between the nostrils
-    col = S.capsule(q, tip + np.array([0, 0.006, -0.005]), sn + np.array([0, -0.001, 0.002]), 0.0028)
+    col = S.capsule(q, tip + np.array([0, 0.006, -0.005]), sn + np.array([0, -0.001, 0.0015]), 0.0026)
     body = S.smin(body, col, 0.002)
-    return body, nostrils
+    return body, holes
 
 
 def _lips(q: np.ndarray, L: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """(lips, mouth slit/cavity)."""
+    """(lips, mouth slit / cavity)."""
     p = L.p
     m = L.mouth
-    mw = 0.025 * p.mouth_width * (1 + 0.06 * p.smile)
-    x = q[:, 0]
-    # the lips wrap the dental arch: depth relative to a parabola through the corners
-    arch_depth = 0.016
-    u = np.clip(x / mw, -1.5, 1.5)
-    arch = m[1] + arch_depth * u * u
-    lq = np.stack([x, q[:, 1] - arch, q[:, 2] - m[2]], axis=1)
-    smile_curve = 0.005 * p.smile * u * u
-    opening = 0.012 * p.jaw_open
-    lz = lq[:, 2] - smile_curve
-    taper = np.clip(1.0 - np.abs(u) ** 3, 0.0, 1.0)
+    mw = 0.0245 * p.mouth_width * (1 + 0.08 * p.smile)
     ul, ll = p.upper_lip, p.lower_lip
-    # upper lip: cupid's bow bumps at +-6 mm
-    bow = 0.0012 * np.exp(-((np.abs(x) - 0.006) / 0.004) ** 2) - 0.0008 * np.exp(-(x / 0.003) ** 2)
-    up = S.ellipsoid(np.stack([x, lq[:, 1], lz - 0.0045 * ul - bow], 1),
-                     (0, -0.0005, 0), (mw * 1.02, 0.0055 * ul, 0.0052 * ul + 0.001))
-    up = up + 0.004 * (1 - taper)
-    low = S.ellipsoid(np.stack([x, lq[:, 1], lz + 0.0055 * ll + opening], 1),
-                      (0, 0.0005, 0), (mw * 0.92, 0.0062 * ll, 0.0058 * ll + 0.0005))
-    low = low + 0.004 * (1 - taper)
+
+    def arch_frame(r):
+        # the lips wrap the dental arch: depth measured from a parabola through the corners
+        x = r[:, 0]
+        u = np.clip(x / mw, -1.3, 1.3)
+        depth = 0.015
+        slope = np.hypot(1.0, 2.0 * depth * u / mw)
+        w = (r[:, 1] - (m[1] + depth * u * u)) / slope
+        z = r[:, 2] - m[2] - 0.0045 * p.smile * u * u
+        return x, u, w, z
+
+    x, u, w, z = arch_frame(q)
+    taper = 0.0045 * np.clip(np.abs(u) ** 3, 0.0, 2.0)
+    # upper lip with a cupid's bow: peaks at +-6 mm, a dip on the midline
+    bow = 0.0011 * np.exp(-((np.abs(x) - 0.006) / 0.004) ** 2) - 0.0007 * np.exp(-(x / 0.003) ** 2)
+    up = S.ellipsoid(np.stack([x, w, z - 0.0048 * ul - bow], 1), (0, -0.0014 * ul, 0),
+                     (mw * 1.02, 0.0062 * ul, 0.0056 * ul + 0.001)) + taper
+    jx, ju, jw, jz = arch_frame(_jaw_frame(q, L))
+    low = S.ellipsoid(np.stack([jx, jw, jz + 0.0060 * ll], 1), (0, -0.0010 * ll, 0),
+                      (mw * 0.93, 0.0070 * ll, 0.0063 * ll + 0.0005)) + 0.0045 * np.clip(np.abs(ju) ** 3, 0, 2)
     lips = S.smin(up, low, 0.0015)
-    # mouth slit, widening into a cavity when the jaw opens
-    slit_h = 0.0005 + 0.5 * opening
-    a, b = mw * 0.98, 0.022
-    ell = (np.sqrt((x / a) ** 2 + ((lq[:, 1] - 0.012) / b) ** 2) - 1.0) * a * b / np.hypot(a, b) * 1.4
-    slit = S.smax(ell, np.abs(lz + 0.5 * opening) - slit_h, 0.0005)
+    # slit between the lips; with the jaw open it becomes the mouth cavity
+    gap = 0.095 * L.jaw_angle            # metres of opening at the lips
+    half_h = 0.00045 + 0.5 * gap
+    depth = 0.009 + 0.02 * p.jaw_open
+    a, b = mw * (0.97 - 0.1 * p.jaw_open), depth
+    ell = (np.sqrt((x / a) ** 2 + ((w - 0.5 * b + 0.002) / b) ** 2) - 1.0) * min(a, b)
+    slit = S.smax(ell, np.abs(z + 0.5 * gap) - half_h * (1.0 - 0.5 * (x / a) ** 2), 0.0006)
     return lips, slit
 
 
 def _ear(q: np.ndarray, L: Layout, c: np.ndarray) -> np.ndarray:
     p = L.p
     size = p.ear_size
-    if True:
-        sx = np.sign(c[0])
-        # local frame: u outward, v backward, w up; tilted back 15 deg, swung out by protrusion
-        swing = sx * (10 + 20 * p.ear_protrusion)
-        rot = S.rot_z(swing) @ S.rot_x(-15)
-        lq = S.to_local(q, c, rot)
-        u, v, w = lq[:, 0] * sx, lq[:, 1], lq[:, 2]
-        h = 0.031 * size
-        # 2D outline: an egg, wider at the top than the lobe
-        wv = 0.017 * size * (1.0 + 0.18 * np.clip(w / h, -1, 1))
-        ov = v - 0.010 * size
-        r2 = np.sqrt((ov / wv) ** 2 + (w / h) ** 2)
-        d2 = (r2 - 1.0) * np.minimum(wv, h)
-        plate = S.smax(d2, np.abs(u - 0.004) - 0.0022, 0.0015)
-        rim = np.sqrt((d2 + 0.0032) ** 2 + (u - 0.0055) ** 2) - 0.0028
-        ear = S.smin(plate, rim, 0.002)
-        # antihelix: a weaker inner ridge on the upper half
-        r_in = np.sqrt((ov / (wv * 0.62)) ** 2 + ((w - 0.004) / (h * 0.62)) ** 2)
-        anti = np.sqrt(((r_in - 1.0) * 0.011) ** 2 + (u - 0.0050) ** 2) - 0.0019
-        anti = S.smax(anti, -w - 0.004, 0.003)
-        ear = S.smin(ear, anti, 0.002)
-        # concha bowl in the front-lower middle, and the root joining the head
-        concha = S.ellipsoid(np.stack([u, v, w], 1), (0.0075, 0.005 * size, -0.004 * size), (0.0065, 0.0085, 0.0105))
-        root = S.ellipsoid(np.stack([u, v, w], 1), (-0.004, 0.004, -0.004), (0.008, 0.008, 0.014))
-        ear = S.smin(ear, root, 0.004)
-        ear = S.smax(ear, -concha, 0.002)
-    return ear
+    sx = np.sign(c[0])
+    # local frame: u outward, v backward, w up; tilted back 15 deg, swung out by protrusion
+    rot = S.rot_z(sx * (8 + 22 * p.ear_protrusion)) @ S.rot_x(-15)
+    lq = S.to_local(q, c, rot)
+    u, v, w = lq[:, 0] * sx, lq[:, 1], lq[:, 2]
+    h = 0.031 * size
+    # outline: an egg, wider at the top than at the lobe
+    wv = 0.0165 * size * (1.0 + 0.18 * np.clip(w / h, -1, 1))
+    ov = v - 0.010 * size
+    r2 = np.sqrt((ov / wv) ** 2 + (w / h) ** 2)
+    d2 = (r2 - 1.0) * np.minimum(wv, h)
+    plate = S.smax(d2, np.abs(u - 0.004) - 0.0022, 0.0015)
+    rim = np.sqrt((d2 + 0.0032) ** 2 + (u - 0.0058) ** 2) - 0.0029
+    rim = S.smax(rim, -(v - 0.002 + 0.4 * w), 0.004)  # helix rim fades out at the front-bottom
+    ear = S.smin(plate, rim, 0.002)
+    # antihelix: a weaker inner ridge on the upper half
+    r_in = np.sqrt((ov / (wv * 0.62)) ** 2 + ((w - 0.004) / (h * 0.62)) ** 2)
+    anti = np.sqrt(((r_in - 1.0) * 0.011) ** 2 + (u - 0.0052) ** 2) - 0.0019
+    anti = S.smax(anti, -w - 0.004, 0.003)
+    ear = S.smin(ear, anti, 0.002)
+    # lobe: a soft pad at the bottom
+    lobe = S.ellipsoid(np.stack([u, v, w], 1), (0.004, 0.009 * size, -0.023 * size), (0.0035, 0.0085, 0.0075))
+    ear = S.smin(ear, lobe, 0.003)
+    # concha bowl in the front-lower middle, and the root joining the head
+    lu = np.stack([u, v, w], 1)
+    root = S.ellipsoid(lu, (-0.004, 0.004, -0.004), (0.008, 0.008, 0.014))
+    ear = S.smin(ear, root, 0.004)
+    tragus = S.ellipsoid(lu, (0.004, -0.002, -0.006 * size), (0.003, 0.003, 0.0045))
+    concha = S.ellipsoid(lu, (0.008, 0.0065 * size, -0.004 * size), (0.0062, 0.0078, 0.0098))
+    ear = S.smax(ear, -concha, 0.002)
+    return S.smin(ear, tragus, 0.002)
 
 
 def skin_sdf(q: np.ndarray, L: Layout) -> np.ndarray:
     """Signed distance to the skin surface at head_scale = 1.
 
     Features are evaluated inside boxes (`sdf.local`) that enclose them at
-    the largest parameter values; that keeps one evaluation near 1 us/point.
+    the extreme parameter values; that keeps one evaluation near 1 us/point.
     """
     ex = L.eye_c[0, 0]
     m = L.mouth
-    big = 0.045  # margin for the large masses, blended with k up to 0.03
+    big = 0.055  # margin for the large masses, blended with k up to 0.04
     d = S.local(lambda r: _cranium(r, L), q, (0, 0.014, 0.03), (0.095, 0.118, 0.095), big)
-    d = S.smin(d, S.local(lambda r: _face(r, L), q, (0, -0.045, -0.045), (0.082, 0.078, 0.097), big), 0.022)
-    d = S.smin(d, S.local(lambda r: _neck_shoulders(r, L), q, (0, 0.015, -0.17), (0.196, 0.108, 0.176), big), 0.03)
+    d = S.smin(d, S.local(lambda r: _face(r, L), q, (0, -0.045, -0.05), (0.085, 0.078, 0.1), big), 0.04)
+    d = S.smin(d, S.local(lambda r: _neck_shoulders(r, L), q, (0, 0.01, -0.155), (0.196, 0.11, 0.131), 0.035), 0.022)
     d = S.smax(d, -S.local(lambda r: _eye_socket_cut(r, L), q, (0, -0.078, 0.002), (ex + 0.024, 0.016, 0.016)), 0.008)
-    d = S.smin(d, S.local(lambda r: _brow(r, L), q, (0, -0.068, 0.017), (ex + 0.04, 0.03, 0.012)), 0.012)
-    nose_c, nose_h = (0, -0.1, -0.03), (0.028, 0.035, 0.04)
-    d = S.smin(d, S.local(lambda r: _nose(r, L)[0], q, nose_c, nose_h), 0.006)
-    lip_c, lip_h = (0, -0.088, m[2]), (0.037, 0.028, 0.022)
-    d = S.smin(d, S.local(lambda r: _lips(r, L)[0], q, lip_c, lip_h), 0.004)
-    d = S.smax(d, -S.local(lambda r: _lips(r, L)[1], q, lip_c, lip_h), 0.0012)
-    d = S.smax(d, -S.local(lambda r: _nose(r, L)[1], q, nose_c, nose_h), 0.0015)
+    d = S.smin(d, S.local(lambda r: _brow(r, L), q, (0, -0.07, 0.016), (ex + 0.038, 0.03, 0.012)), 0.012)
+    nose, nostrils = S.local(lambda r: _nose(r, L), q, (0, -0.1, -0.03), (0.028, 0.035, 0.04), n_out=2)
+    d = S.smin(d, nose, 0.006)
+    lips, slit = S.local(lambda r: _lips(r, L), q, (0, -0.086, m[2] - 0.006), (0.037, 0.03, 0.026), n_out=2)
+    d = S.smin(d, lips, 0.004)
+    d = S.smax(d, -slit, 0.0012)
+    d = S.smax(d, -nostrils, 0.0015)
     for c in L.eye_c:
-        d = S.smin(d, S.local(lambda r: _eyelid(r, L, c)[0], q, c, (0.017, 0.017, 0.017)), 0.0035)
-        d = S.smax(d, -S.local(lambda r: _eyelid(r, L, c)[1], q, c, (0.014, 0.014, 0.014)), 0.0006)
+        lid, clear = S.local(lambda r: _eyelid(r, L, c), q, c, (0.018, 0.019, 0.018), n_out=2)
+        d = S.smin(d, lid, 0.0035)
+        d = S.smax(d, -clear, 0.0006)
     for c in L.ear_c:
-        d = S.smin(d, S.local(lambda r: _ear(r, L, c), q, c, (0.03, 0.035, 0.04)), 0.005)
-    # flat bottom of the bust
-    d = S.smax(d, -0.245 - q[:, 2], 0.004)
+        d = S.smin(d, S.local(lambda r: _ear(r, L, c), q, c, (0.03, 0.036, 0.042)), 0.005)
+    return S.smax(d, BUST_BOTTOM - q[:, 2], 0.004)
+
+
+# --------------------------------------------------------------------- hair --
+
+def _hairline(q: np.ndarray, L: Layout) -> np.ndarray:
+    """Signed vertical distance to the hairline: negative where hair grows."""
+    c = L.p.hair_coverage
+    phi = np.abs(np.arctan2(q[:, 0], -q[:, 1]))        # 0 at the face, pi at the back
+    recede = 1.0 - c
+    knots = np.array([0.0, 0.55, 1.05, 1.45, 1.75, 2.2, np.pi])
+    z_line = np.array([0.066 + 0.05 * recede, 0.056 + 0.07 * recede, 0.040 + 0.03 * recede,
+                       0.020 + 0.02 * recede, 0.004, -0.030, -0.062 + 0.02 * recede])
+    d = np.interp(phi, knots, z_line).astype(q.dtype) - q[:, 2]
+    if c < 0.55:
+        # thinning crown
+        crown = S.sphere(q, (0.0, 0.02, 0.125), 0.16 * (0.55 - c))
+        d = S.smax(d, -crown, 0.01)
     return d
+
+
+def hair_sdf(q: np.ndarray, L: Layout) -> np.ndarray:
+    """A cap following the scalp, thickest on top and thinning to the hairline."""
+    base = S.smin(_cranium(q, L), _face(q, L), 0.022)
+    line = _hairline(q, L)
+    top = 0.001 * L.p.hair_volume_mm
+    thick = 0.0012 + (top * (0.35 + 0.65 * S.smoothstep(-0.03, 0.09, q[:, 2])) - 0.0012) \
+        * S.smoothstep(0.0, 0.02, -line)
+    # a shell from 3 mm under the scalp to the hair surface: its edge never
+    # reaches the head's axis, where the hairline's angle is singular
+    shell = S.smax(base - thick, -(base + 0.003), 0.001)
+    return S.smax(shell, line, 0.003)
 
 
 # ----------------------------------------------------------------- meshing --
 
-def _finish(verts: np.ndarray, faces: np.ndarray, target_faces: int, keep_largest: bool = True) -> trimesh.Trimesh:
+def _finish(verts: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decimate, drop degenerate faces and stray islands; returns (verts, faces)."""
     import fast_simplification
 
     if len(faces) > target_faces:
         verts, faces = fast_simplification.simplify(
-            verts.astype(np.float32), faces.astype(np.int32),
-            target_count=target_faces, agg=7)
-    mesh = trimesh.Trimesh(verts.astype(np.float64), faces.astype(np.int64), process=True)
+            np.ascontiguousarray(verts, dtype=np.float32), np.ascontiguousarray(faces, dtype=np.int32),
+            target_count=target_faces, agg=DECIMATE_AGG)
+    mesh = trimesh.Trimesh(np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=True)
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
-    if keep_largest:
-        parts = mesh.split(only_watertight=False)
-        if len(parts) > 1:
-            mesh = max(parts, key=lambda m: len(m.faces))
+    parts = mesh.split(only_watertight=False)
+    if len(parts) > 1:
+        mesh = max(parts, key=lambda m: len(m.faces))
     trimesh.repair.fix_normals(mesh)
-    return mesh
+    return np.asarray(mesh.vertices), np.asarray(mesh.faces)
 
 
-def mesh_skin(L: Layout) -> trimesh.Trimesh:
-    lo = (-0.235, -0.19, -0.285)
-    hi = (0.235, 0.165, 0.165)
-    v, f = S.mesh_sdf(lambda q: skin_sdf(q, L), lo, hi, SKIN_CELL)
-    return _finish(v, f, SKIN_FACES)
+def _snap(verts: np.ndarray, fn, max_step: float = 0.0004) -> tuple[np.ndarray, np.ndarray]:
+    """Pull decimated vertices back onto the zero set; return (verts, unit normals).
+
+    Quadric decimation keeps vertices near, not on, the surface and leaves
+    long thin triangles; one Newton step plus normals from the field's
+    gradient make the shading as smooth as the undecimated mesh.
+    """
+    eps = 2e-4
+
+    def grad(v32, f0):
+        g = np.stack([fn(v32 + np.asarray(e, np.float32)) - f0 for e in np.eye(3) * eps], axis=1) / eps
+        return g.astype(np.float64)
+
+    v32 = verts.astype(np.float32)
+    f0 = fn(v32)
+    g = grad(v32, f0)
+    step = np.clip(f0 / np.maximum((g * g).sum(axis=1), 1e-6), -max_step, max_step)
+    verts = verts - step[:, None] * g
+    v32 = verts.astype(np.float32)
+    n = grad(v32, fn(v32))
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+    return verts, n
 
 
 def build_head(params: HeadParams) -> dict[str, trimesh.Trimesh]:
+    """All parts of one head, in metres (+Z up, face toward -Y), each with UVs."""
     params.validate()
     L = make_layout(params)
-    skin = mesh_skin(L)
-    parts = {"skin": skin}
     s = params.head_scale
-    for m in parts.values():
-        m.apply_scale(s)
+    v, f = S.mesh_sdf(lambda q: skin_sdf(q, L), *SKIN_BOX, SKIN_CELL, detail=SKIN_DETAIL)
+    v, f = _finish(v, f, SKIN_FACES)
+    v, n = _snap(v, lambda q: skin_sdf(q, L))
+    z_range = (BUST_BOTTOM, 0.125)
+    parts = {"skin": U.textured(v * s, f, U.cylindrical_uv(v, f, z_range), n)}
+    for name, m in E.eye_parts(L.eye_c * s, L.gaze, scale=s).items():
+        parts[name] = m
+    if params.hair_coverage >= HAIR_MIN_COVERAGE:
+        box = ((-0.16, -0.17, -0.13), (0.16, 0.18, 0.19))
+        v, f = S.mesh_sdf(lambda q: hair_sdf(q, L), *box, HAIR_CELL)
+        v, f = _finish(v, f, HAIR_FACES)
+        v, n = _snap(v, lambda q: hair_sdf(q, L))
+        parts["hair"] = U.textured(v * s, f, U.cylindrical_uv(v, f, z_range), n)
     return parts

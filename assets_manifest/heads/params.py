@@ -14,7 +14,7 @@ parameters so that the features of one head agree with each other.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,8 +73,8 @@ SPECS: dict[str, Spec] = {
     "gaze_pitch": Spec(-15.0, 15.0, -6.0, 6.0, 0.0, "degrees, + up"),
     # appearance
     "melanin": Spec(0.005, 0.5, 0.008, 0.45, 0.0, "epidermal melanin volume fraction"),
-    "haemoglobin": Spec(0.001, 0.1, 0.006, 0.04, 0.0, "dermal blood volume fraction"),
-    "roughness": Spec(0.2, 0.8, 0.35, 0.55, 0.0, "mean specular roughness"),
+    "haemoglobin": Spec(0.001, 0.1, 0.01, 0.05, 0.0, "dermal blood volume fraction"),
+    "roughness": Spec(0.2, 0.8, 0.45, 0.65, 0.0, "mean specular roughness"),
     "roughness_variation": Spec(0.0, 1.0, 0.1, 0.6, 0.0, "spatial roughness variation"),
     "subsurface_radius_mm": Spec(0.3, 5.0, 1.0, 2.5, 0.0, "mean free path of red light, mm"),
     "subsurface_weight": Spec(0.0, 1.0, 0.6, 1.0, 0.0, "Principled subsurface weight"),
@@ -218,7 +218,7 @@ def sample_head_params(seed: int) -> "HeadParams":
     edges = appearance.FITZPATRICK_MELANIN_EDGES
     lo, hi = max(edges[fitz - 1], SPECS["melanin"].sample_lo), min(edges[fitz], SPECS["melanin"].sample_hi)
     values["melanin"] = float(rng.uniform(lo, hi))
-    values["haemoglobin"] = float(np.exp(rng.uniform(np.log(0.006), np.log(0.04))))
+    values["haemoglobin"] = float(np.exp(rng.uniform(np.log(0.01), np.log(0.05))))
     # darker skin goes with darker irises and hair, more often than not
     dark = (fitz - 1) / 5.0
     values["iris_melanin"] = float(np.clip(rng.beta(1.2, 1.2) * (1 - dark) + dark * rng.uniform(0.7, 1.0), 0, 1))

@@ -38,7 +38,7 @@ def _has_oidn() -> bool:
         return False
 
 
-def _reset_scene(hdri_path: str, resolution: int, samples: int) -> bpy.types.Scene:
+def _reset_scene(hdri_path: str, resolution: int, samples: int, exposure: float = 0.0) -> bpy.types.Scene:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -57,6 +57,7 @@ def _reset_scene(hdri_path: str, resolution: int, samples: int) -> bpy.types.Sce
     scene.render.image_settings.color_mode = "RGBA"
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.look = "None"
+    scene.view_settings.exposure = exposure
     world = bpy.data.worlds.new("hdri")
     scene.world = world
     if getattr(world, "node_tree", None) is None:
@@ -122,11 +123,14 @@ def _label(record: dict, view: str) -> str:
 
 
 def render_head_sheet(glb_paths: list[str], hdri_path: str, out_png: str, resolution: int = 192,
-                      samples: int = 16, columns: int = 4) -> str:
-    """Render every GLB (even index: front, odd: three-quarter) and tile a labelled sheet."""
+                      samples: int = 16, columns: int = 4, exposure: float = 0.0) -> str:
+    """Render every GLB (even index: front, odd: three-quarter) and tile a labelled sheet.
+
+    `exposure` is in stops (Standard view transform, as the dataset renders use).
+    """
     if not glb_paths:
         raise ValueError("render_head_sheet: no GLB paths given")
-    scene = _reset_scene(hdri_path, resolution, samples)
+    scene = _reset_scene(hdri_path, resolution, samples, exposure)
     rows = math.ceil(len(glb_paths) / columns)
     sheet = Image.new("RGB", (columns * resolution, rows * (resolution + LABEL_H)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)

@@ -23,7 +23,6 @@ sampling method), which would dominate small renders:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -36,6 +35,7 @@ import numpy as np
 
 from synthgen import camera_env
 from synthgen.render import passes as render_passes
+from synthgen.render.blender_log import redirect_fd1
 from synthgen.samples import CameraInfo, GroupRenders
 
 GPU_BACKENDS = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
@@ -93,11 +93,25 @@ def _world_nodes(scene):
     return {"mapping": mapping, "env": env, "mix": mix, "background": bg}
 
 
+def _is_procedural_head(path: str) -> bool:
+    from assets_manifest.heads.export import read_head_record
+
+    try:
+        read_head_record(path)
+        return True
+    except (ValueError, OSError):
+        return False
+
+
 def import_asset(path: str) -> list:
     """Import a head file; return its mesh objects."""
     before = set(bpy.data.objects)
     ext = os.path.splitext(path)[1].lower()
-    if ext in (".glb", ".gltf"):
+    if ext == ".glb" and _is_procedural_head(path):
+        from synthgen.render import head_materials
+
+        head_materials.import_head_glb(path)  # Cycles skin/eye/hair materials from the GLB's params
+    elif ext in (".glb", ".gltf"):
         bpy.ops.import_scene.gltf(filepath=path)
     elif ext == ".obj":
         bpy.ops.wm.obj_import(filepath=path)
@@ -165,9 +179,10 @@ def frame_head(coords: np.ndarray, row: dict[str, Any]) -> np.ndarray:
 
 class GroupRenderer:
     def __init__(self, render_cfg: dict[str, Any], resolution: int | None = None, threads: int = 0,
-                 tmp_dir: str = "/tmp"):
+                 tmp_dir: str = "/tmp", log_path: str | None = None):
         self.cfg = render_cfg
         self.tmp_dir = tmp_dir
+        self.log_path = log_path  # Blender's console output goes here (None: leave it on stdout)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         scene = self.scene = bpy.context.scene
         scene.render.engine = "CYCLES"
@@ -221,19 +236,11 @@ class GroupRenderer:
         self._clear_head()
         self.rig.rotation_euler = (0.0, 0.0, 0.0)
         bpy.context.view_layer.update()
-        self.head_objects = import_asset(row["head_uri"])
+        with redirect_fd1(self.log_path):
+            self.head_objects = import_asset(row["head_uri"])
         for o in self.head_objects:
             if o.parent is None:
                 o.parent = self.rig
-        params = json.loads(row["head_params"]) if row.get("head_params") else None
-        if params is not None:
-            try:
-                from synthgen.render import head_materials
-            except ImportError:
-                head_materials = None
-            if head_materials is not None:
-                head_materials.apply_head_materials(
-                    {o.name: o for o in self.head_objects if o.type == "MESH"}, params)
         bpy.context.view_layer.update()
         pose = frame_head(_world_coords(self.head_objects), row)
         cam = self.camera.data
@@ -257,7 +264,8 @@ class GroupRenderer:
             self.current_hdri = lighting["hdri_uri"]
         self.rig.rotation_euler = (0.0, 0.0, math.radians(camera_env.scene_turn_deg(lighting["rotation_deg"])))
         self.scene.cycles.seed = lighting["cycles_seed"]
-        out = render_passes.render_to_arrays(self.scene, self.tmp_dir)
+        with redirect_fd1(self.log_path):
+            out = render_passes.render_to_arrays(self.scene, self.tmp_dir)
         rgba = out["rgba"]
         gain = np.asarray(lighting["white_balance_rgb"], dtype=np.float32) * np.float32(lighting["exposure"])
         rgba[..., :3] *= gain

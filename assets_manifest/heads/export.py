@@ -1,0 +1,137 @@
+"""Write a generated head as a self-describing GLB.
+
+glTF is +Y up; the generator works in Blender's +Z up, so vertices and
+normals are rotated on the way out ((x, y, z) -> (x, z, -y)) and Blender's
+glTF importer rotates them back. The scene's `extras["synthgen_head"]`
+holds the format tag, the full params (`HeadParams.to_dict()`), the derived
+material values, landmarks (in +Z-up metres) and the eye UV bands; the skin
+node's extras hold the same record and every node names its part in
+`extras["synthgen_part"]`. Output bytes depend only on the params.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+import trimesh
+from trimesh.visual.material import PBRMaterial
+
+from . import eyes as E
+from .geometry import build_head, make_layout
+from .params import HeadParams
+
+FORMAT = "synthgen-head/1"
+PART_ORDER = ("skin", "eye_L", "eye_R", "cornea_L", "cornea_R", "hair")
+
+_Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+
+def head_record(params: HeadParams, parts: dict[str, trimesh.Trimesh]) -> dict:
+    """The JSON record stored in the GLB extras (and returned, with counts, by write_head_glb)."""
+    return {
+        "format": FORMAT,
+        "units": "m",
+        "up_axis": "+Z in the generator and in Blender; glTF file is +Y up",
+        "front": "-Y (Blender); +Z (glTF)",
+        "parts": [p for p in PART_ORDER if p in parts],
+        "params": params.to_dict(),
+        "materials": params.materials(),
+        "landmarks": make_layout(params).landmarks(),
+        "eye_uv": dict(E.EYE_UV),
+    }
+
+
+def _material(name: str, mats: dict, params: HeadParams) -> PBRMaterial:
+    """Preview-grade glTF materials; Blender rebuilds proper ones from the extras."""
+    def rgba(rgb, a=1.0):
+        return [float(c) for c in rgb] + [a]
+
+    if name == "skin":
+        return PBRMaterial(name="skin", baseColorFactor=rgba(mats["skin_albedo"]),
+                           roughnessFactor=float(params.roughness), metallicFactor=0.0)
+    if name.startswith("eye"):
+        return PBRMaterial(name="eye", baseColorFactor=rgba([0.8, 0.78, 0.74]),
+                           roughnessFactor=0.3, metallicFactor=0.0)
+    if name.startswith("cornea"):
+        return PBRMaterial(name="cornea", baseColorFactor=rgba([1.0, 1.0, 1.0], 0.05),
+                           roughnessFactor=0.0, metallicFactor=0.0, alphaMode="BLEND")
+    return PBRMaterial(name="hair", baseColorFactor=rgba(mats["hair_albedo"]),
+                       roughnessFactor=0.5, metallicFactor=0.0)
+
+
+def head_scene(params: HeadParams) -> tuple[trimesh.Scene, dict]:
+    """Build the head and wrap it in a +Y-up trimesh Scene; returns (scene, record)."""
+    parts = build_head(params)
+    record = head_record(params, parts)
+    mats = record["materials"]
+    scene = trimesh.Scene()
+    for name in record["parts"]:
+        m = parts[name]
+        normals = np.asarray(m.vertex_normals) @ _Z_UP_TO_Y_UP.T
+        mesh = trimesh.Trimesh(np.asarray(m.vertices) @ _Z_UP_TO_Y_UP.T, np.asarray(m.faces), process=False,
+                               visual=trimesh.visual.TextureVisuals(uv=np.asarray(m.visual.uv),
+                                                                    material=_material(name, mats, params)))
+        mesh.vertex_normals = normals
+        scene.add_geometry(mesh, geom_name=name, node_name=name)
+    scene.metadata["synthgen_head"] = record
+    return scene, record
+
+
+def _add_node_extras(record: dict):
+    def post(tree: dict) -> None:
+        for node in tree.get("nodes", []):
+            name = node.get("name")
+            if name in record["parts"]:
+                extras = {"synthgen_part": name}
+                if name == "skin":
+                    extras["synthgen_head"] = record
+                node["extras"] = extras
+    return post
+
+
+def write_head_glb(params: HeadParams, path: str) -> dict:
+    """Generate the head for `params` and write it to `path` (atomically); returns metadata."""
+    params.validate()
+    scene, record = head_scene(params)
+    data = trimesh.exchange.gltf.export_glb(scene, include_normals=True,
+                                            tree_postprocessor=_add_node_extras(record))
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".glb", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    verts = np.vstack([np.asarray(g.vertices) for g in scene.geometry.values()]) @ _Z_UP_TO_Y_UP
+    return {
+        "vertices": int(sum(len(g.vertices) for g in scene.geometry.values())),
+        "faces": int(sum(len(g.faces) for g in scene.geometry.values())),
+        "bbox_min": [round(float(c), 6) for c in verts.min(axis=0)],
+        "bbox_max": [round(float(c), 6) for c in verts.max(axis=0)],
+        "parts": list(record["parts"]),
+        "params": record["params"],
+        "materials": record["materials"],
+        "landmarks": record["landmarks"],
+        "bytes": len(data),
+    }
+
+
+def read_head_record(path: str) -> dict:
+    """The `synthgen_head` record of a GLB written by write_head_glb (no mesh parsing)."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+        if len(header) < 20 or header[:4] != b"glTF":
+            raise ValueError(f"{path}: not a GLB file")
+        json_len = int.from_bytes(header[12:16], "little")
+        tree = json.loads(f.read(json_len))
+    try:
+        return tree["scenes"][tree.get("scene", 0)]["extras"]["synthgen_head"]
+    except (KeyError, IndexError):
+        raise ValueError(f"{path}: GLB has no synthgen_head extras") from None
