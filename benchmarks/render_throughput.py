@@ -64,7 +64,8 @@ def main() -> int:
     ap.add_argument("--catalog", default=os.path.join(ROOT, "out", "catalog", "manifest.parquet"))
     ap.add_argument("--job", default=os.path.join(ROOT, "jobs", "quickstart.toml"))
     ap.add_argument("--groups", type=int, default=6)
-    ap.add_argument("--lightings", type=int, default=3)
+    ap.add_argument("--hdris", type=int, default=2, help="HDR maps per group (default 2, as quickstart)")
+    ap.add_argument("--rotations", type=int, default=2, help="rotations per map (default 2; the paper uses 36)")
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--skip-baseline", action="store_true", help="only the pipeline (for the in-render share)")
@@ -73,7 +74,7 @@ def main() -> int:
     from synthgen import job as jobs, plan, runner
 
     overrides = [f'job.catalogs=["{os.path.abspath(args.catalog)}"]', f"splits.train={args.groups}",
-                 "splits.val=0", "splits.test=0", f"lighting.hdris_per_group={args.lightings}",
+                 "splits.val=0", "splits.test=0", f"lighting.hdris_per_group={args.hdris}", f"lighting.rotations_per_hdri={args.rotations}",
                  f"render.resolution={args.resolution}", f"render.samples={args.samples}",
                  f"job.shard_size={args.groups}", 'job.id="bench"']
     job = jobs.load(args.job, overrides)
@@ -87,7 +88,8 @@ def main() -> int:
         stats = pq.read_table(os.path.join(work, "pipeline", "render_stats.parquet")).to_pylist()
         in_render = sum(s["render_s_total"] for s in stats)
         assert summary["failed"] == 0, "benchmark groups failed; see failures.parquet"
-        print(f"job: {args.groups} groups x {args.lightings} lightings, {args.resolution}px, {args.samples} samples")
+        print(f"job: {args.groups} groups x {args.hdris} maps x {args.rotations} rotations, "
+              f"{args.resolution}px, {args.samples} samples")
         print(f"pipeline : {pipe_s:8.1f} s  {args.groups / pipe_s:.3f} groups/s  "
               f"({100 * in_render / pipe_s:.1f}% of wall time inside Cycles' render call)")
         if args.skip_baseline:
