@@ -11,7 +11,6 @@ Everything but the timings is deterministic.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -31,14 +30,6 @@ FAILURE_SCHEMA = pa.schema([
     ("head_asset_id", pa.string()), ("hdri_asset_ids", pa.list_(pa.string())), ("error", pa.string()),
     ("traceback", pa.string()),
 ])
-
-
-def _md5(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _brace(split: str, names: list[str]) -> str:
@@ -69,7 +60,7 @@ def finalize(out_dir: str, job: Job, plan: pa.Table, results: dict[str, Any]) ->
         wids = {
             "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": f"{job.job.id}-{split}",
             "shardlist": [{"url": s["path"], "nsamples": s["groups"], "filesize": s["bytes"],
-                           "md5sum": _md5(os.path.join(out_dir, s["path"]))} for s in entry["shards"]],
+                           "md5sum": shards.file_digest(os.path.join(out_dir, s["path"]), "md5")} for s in entry["shards"]],
         }
         with open(os.path.join(out_dir, f"{split}.wids.json"), "w") as f:
             json.dump(wids, f, indent=1, sort_keys=True)
@@ -165,7 +156,7 @@ def inspect(out_dir: str) -> tuple[list[str], list[str]]:
             if not os.path.exists(tar):
                 problems.append(f"{tar}: missing")
                 continue
-            if shards.sha256_path(tar) != s["sha256"]:
+            if shards.file_digest(tar) != s["sha256"]:
                 problems.append(f"{tar}: sha256 differs from dataset.json (changed or truncated)")
                 continue
             try:

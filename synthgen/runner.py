@@ -122,7 +122,7 @@ def load_completed(out_dir: str, shard: str) -> ShardResult | None:
         d = json.load(f)
     rec = shards.ShardRecord(**d["record"])
     tar = os.path.join(out_dir, rec.path)
-    if not os.path.exists(tar) or os.path.getsize(tar) != rec.bytes or shards.sha256_path(tar) != rec.sha256:
+    if not os.path.exists(tar) or os.path.getsize(tar) != rec.bytes or shards.file_digest(tar) != rec.sha256:
         return None
     return ShardResult(record=rec, failures=d["failures"], stats=d["stats"])
 

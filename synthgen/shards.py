@@ -37,12 +37,9 @@ class ShardRecord:
         return dict(self.__dict__)
 
 
-def sha256_path(path: str) -> str:
-    h = hashlib.sha256()
+def file_digest(path: str, algorithm: str = "sha256") -> str:
     with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def shard_relpath(shard: str) -> str:
@@ -96,5 +93,5 @@ def write_shard(out_dir: str, shard: str, split: str, samples: Iterable[dict[str
     os.makedirs(os.path.dirname(final), exist_ok=True)
     os.replace(tmp, final)
     shutil.rmtree(staging, ignore_errors=True)
-    return ShardRecord(shard=shard, split=split, path=shard_relpath(shard), sha256=sha256_path(final),
+    return ShardRecord(shard=shard, split=split, path=shard_relpath(shard), sha256=file_digest(final),
                        bytes=os.path.getsize(final), groups=len(keys), keys=keys)
