@@ -86,10 +86,12 @@ def cmd_preview(args) -> int:
              if r["kind"] == "head" and r["format"] == "glb" and (r["head"] or {}).get("generator")]
     if heads and args.heads:
         from synthgen.render import head_preview  # Cycles: only the render environment has it
+        from synthgen.render.blender_log import redirect_fd1
 
         heads_png = os.path.splitext(args.out)[0] + "_heads.png"
-        head_preview.render_head_sheet(sorted(heads)[: args.heads], head_preview.builtin_hdri("studio.exr"),
-                                       heads_png, resolution=160, samples=16, exposure=-0.7)
+        with redirect_fd1(os.path.splitext(args.out)[0] + "_blender.log"):
+            head_preview.render_head_sheet(sorted(heads)[: args.heads], head_preview.builtin_hdri("studio.exr"),
+                                           heads_png, resolution=160, samples=16, exposure=-0.7)
         print(f"wrote {heads_png} (procedural heads, Cycles)")
     return 0
 
