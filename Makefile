@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml constraints/cpu.txt | $(BIN)/python
-	$(PIP_INSTALL) -e '.[render,dev]'
+	$(PIP_INSTALL) -e '.[render,farm,train,dev]'
 	touch $@
 
 install: $(VENV)/.installed
