@@ -1,0 +1,163 @@
+"""Training configuration: TOML file + dotted ``--set`` overrides -> validated dataclasses.
+
+Sections ``[model]`` (:class:`relight.model.ModelConfig`), ``[data]``
+(:class:`relight.data.DataConfig`) and ``[train]`` (:class:`TrainSection`).
+Unknown keys and bad values are one-line errors naming the key, with the
+same rules (and helpers) as synthgen's job files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from relight.model import ModelConfig
+from synthgen.job import _coerce, _suggest, parse_override
+
+
+class ConfigError(ValueError):
+    """A bad training config or override; the message names the file and key."""
+
+
+@dataclass
+class TrainSection:
+    max_steps: int = 1000
+    batch_size: int = 8  # per worker, per accumulation step
+    grad_accum: int = 1
+    lr: float = 1e-4  # the paper fine-tunes SD 1.5 at 1e-5; a tiny model from scratch wants more
+    lr_schedule: str = "constant"  # any diffusers.optimization schedule name (constant, cosine, linear, ...)
+    warmup_steps: int = 0
+    weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0
+    ema_decay: float = 0.999  # 0 turns EMA off
+    mixed_precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | no | bf16 | fp16
+    gradient_checkpointing: bool = False
+    dropout_portrait: float = 0.1  # each condition dropped independently (paper §3.2)
+    dropout_env: float = 0.1
+    dropout_text: float = 0.1
+    seed: int = 0
+    num_workers: int = 0  # DataLoader processes per training worker
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    validate_every: int = 250  # 0: only at the end
+    val_pairs: int = 4
+    val_steps: int = 20  # DDIM steps for validation grids
+    image_guidance: float = 3.0
+    text_guidance: float = 2.0
+
+
+_CHOICES = {
+    "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
+    "model.source": ("tiny", "pretrained"),
+    "model.text": ("null", "hashed", "clip"),
+    "model.prediction_type": ("epsilon", "v_prediction"),
+}
+_POSITIVE = ("train.max_steps", "train.batch_size", "train.grad_accum", "train.lr", "train.log_every",
+             "train.checkpoint_every", "train.keep_checkpoints", "train.val_steps")
+_PROBS = ("train.dropout_portrait", "train.dropout_env", "train.dropout_text", "data.real_ratio")
+
+
+def _data_config_cls():
+    from relight.data import DataConfig
+
+    return DataConfig
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: Any = field(default_factory=lambda: _data_config_cls()())
+    train: TrainSection = field(default_factory=TrainSection)
+    source: str = "<defaults>"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {s: dataclasses.asdict(getattr(self, s)) for s in ("model", "data", "train")}
+        d["data"]["env_size"] = list(d["data"]["env_size"])
+        return d
+
+
+def from_dict(data: dict[str, Any], where: str = "<config>") -> TrainConfig:
+    cfg = TrainConfig(source=where)
+    sections = ("model", "data", "train")
+    for sec_name, sec_val in data.items():
+        if sec_name not in sections:
+            raise ConfigError(f"{where}: unknown section [{sec_name}]{_suggest(sec_name, list(sections))}")
+        if not isinstance(sec_val, dict):
+            raise ConfigError(f"{where}: [{sec_name}] must be a table")
+        section = getattr(cfg, sec_name)
+        names = [f.name for f in dataclasses.fields(section)]
+        for key, value in sec_val.items():
+            dotted = f"{sec_name}.{key}"
+            if key not in names:
+                raise ConfigError(f"{where}: {dotted}: unknown key{_suggest(dotted, [f'{sec_name}.{n}' for n in names])}")
+            default = getattr(section, key)
+            if isinstance(default, tuple):
+                if not isinstance(value, (list, tuple)) or len(value) != len(default):
+                    raise ConfigError(f"{where}: {dotted} must be a list of {len(default)} numbers, got {value!r}")
+                value = tuple(value)
+            else:
+                try:
+                    value = _coerce(where, dotted, value, default)
+                except ValueError as e:
+                    raise ConfigError(str(e)) from None
+            setattr(section, key, value)
+    check(cfg)
+    return cfg
+
+
+def check(cfg: TrainConfig) -> None:
+    where = cfg.source
+    for key, options in _CHOICES.items():
+        sec, name = key.split(".")
+        v = getattr(getattr(cfg, sec), name)
+        if v not in options:
+            raise ConfigError(f"{where}: {key} = {v!r} must be one of {', '.join(options)}")
+    for key in _POSITIVE:
+        sec, name = key.split(".")
+        v = getattr(getattr(cfg, sec), name)
+        if v <= 0:
+            raise ConfigError(f"{where}: {key} = {v!r} must be > 0")
+    for key in _PROBS:
+        sec, name = key.split(".")
+        v = getattr(getattr(cfg, sec), name)
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"{where}: {key} = {v!r} must be in [0, 1]")
+    if not 0.0 <= cfg.train.ema_decay < 1.0:
+        raise ConfigError(f"{where}: train.ema_decay = {cfg.train.ema_decay!r} must be in [0, 1)")
+    if cfg.model.source == "pretrained" and not cfg.model.pretrained:
+        raise ConfigError(f"{where}: model.source = 'pretrained' needs model.pretrained = a local folder (--pretrained PATH)")
+    if cfg.model.env_hdr and not cfg.data.env_hdr:
+        raise ConfigError(f"{where}: model.env_hdr needs data.env_hdr = true (the loader must read env_XX.exr)")
+    if cfg.model.source == "tiny":
+        ch = cfg.model.block_channels
+        down = 2 ** (len(ch) - 1)
+        if cfg.data.resolution % down:
+            raise ConfigError(f"{where}: data.resolution = {cfg.data.resolution} must be a multiple of {down} "
+                              f"for {len(ch)} UNet blocks")
+        if any(c % min(32, min(ch)) for c in ch) or any(c % 8 for c in ch):
+            raise ConfigError(f"{where}: model.block_channels = {ch} must be multiples of 8 sharing a group size")
+
+
+def load(path: str | None, overrides: list[str] = ()) -> TrainConfig:
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    for text in overrides:
+        try:
+            key, value = parse_override(text)
+        except ValueError as e:
+            raise ConfigError(str(e).replace("render.samples", "train.max_steps")) from None
+        if key.count(".") != 1:
+            raise ConfigError(f"--set {key}: keys are section.name, e.g. train.max_steps")
+        sec, name = key.split(".")
+        data.setdefault(sec, {})[name] = value
+    return from_dict(data, path or "<config>")
