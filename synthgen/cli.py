@@ -120,22 +120,57 @@ def cmd_plan(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from synthgen import runner
+    from assets_manifest.schema import has_scheme
 
     job = _job(args)
     out = _out(args, job)
-    try:
-        summary = runner.run_local(job, out, resume=True, progress=not args.quiet)
-    except ModuleNotFoundError as e:
-        if e.name != "bpy":
-            raise
-        return _fail("synthgen render needs Blender's bpy module: pip install '.[render]' (Python 3.11)")
+    if args.local:
+        if has_scheme(out):
+            return _fail(f"--out {out}: --local writes to a local folder; leave out --local for fsspec URLs")
+        from synthgen import runner
+
+        try:
+            summary = runner.run_local(job, out, resume=True, progress=not args.quiet)
+        except ModuleNotFoundError as e:
+            if e.name != "bpy":
+                raise
+            return _fail("synthgen render needs Blender's bpy module: pip install '.[render]' (Python 3.11)")
+        except KeyboardInterrupt:
+            return _fail(f"interrupted; finished shards in {out} are kept: run the same command again to resume", 130)
+        report = None
+    else:
+        try:
+            from synthgen import farm, storage
+        except ModuleNotFoundError as e:
+            if e.name != "ray":
+                raise
+            return _fail("synthgen render runs on Ray: pip install '.[farm]' (or pass --local for one process)")
+        opts = farm.FarmOptions(
+            address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+            gpus_per_worker=args.gpus_per_worker, memory_gb=args.memory_gb, max_retries=args.max_retries,
+            recycle_groups=args.recycle_groups, max_rss_gb=args.max_rss_gb, stage_dir=args.stage_dir,
+            storage_options=storage.parse_storage_options(args.storage_option), num_cpus=args.num_cpus)
+        try:
+            summary = farm.run_farm(job, out, opts, progress=not args.quiet)
+        except farm.FarmError as e:
+            return _fail(str(e), 1)
+        except KeyboardInterrupt:
+            return _fail(f"interrupted; finished shards in {out} are kept: run the same command again to resume", 130)
+        out = summary["out"]
+        report = summary["report"]
+    join = (lambda name: f"{out}/{name}") if has_scheme(out) else (lambda name: os.path.join(out, name))
     print(f"{out}: planned {summary['planned']}, written {summary['written']}, failed {summary['failed']} "
           f"({summary['images']} images, {summary['wall_s']:.1f} s)")
-    print(f"  dataset: {os.path.join(out, 'dataset.json')}")
-    print(f"  preview: {os.path.join(out, 'preview.png')}")
+    if report:
+        from synthgen import farm_report
+
+        for line in farm_report.lines(report)[1:]:
+            print(f"  {line}")
+        print(f"  report:  {join('farm_report.json')}")
+    print(f"  dataset: {join('dataset.json')}")
+    print(f"  preview: {join('preview.png')}")
     if summary["failed"]:
-        print(f"  failures: {os.path.join(out, 'failures.parquet')}")
+        print(f"  failures: {join('failures.parquet')}")
     return 0
 
 
@@ -231,13 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  ("render", cmd_render, "plan, render and write the shards (resumes by default)")):
         c = sub.add_parser(name, help=helptext, description=helptext)
         c.add_argument("job", help="job file (TOML), e.g. jobs/quickstart.toml")
-        c.add_argument("--out", help="output folder (default out/<job id>)")
+        c.add_argument("--out", help="output folder or fsspec URL, e.g. s3://bucket/ds (default out/<job id>)")
         c.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a job key, e.g. --set render.samples=16 (repeatable)")
         c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         if name == "render":
             c.add_argument("--resume", action="store_true",
                            help="keep finished shards whose checksums verify (also the default when re-run)")
+            _farm_arguments(c)
         c.set_defaults(func=func)
     i = sub.add_parser("inspect", help="counts and sizes per split; validate every shard",
                        description="Check a finished dataset: counts, sizes, checksums, and every sample "
@@ -245,6 +281,37 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("out_dir")
     i.set_defaults(func=cmd_inspect)
     return p
+
+
+def _farm_arguments(c: argparse.ArgumentParser) -> None:
+    def positive_int(v: str) -> int:
+        if not v.isdigit() or int(v) < 1:
+            raise argparse.ArgumentTypeError(f"{v!r}: expected a whole number >= 1")
+        return int(v)
+
+    g = c.add_argument_group("Ray farm (the default; one Ray task per shard)")
+    g.add_argument("--local", action="store_true",
+                   help="no Ray: render shard after shard in this process (debugging; no per-group timeout)")
+    g.add_argument("--address", help="Ray cluster to join, e.g. 'auto' on a cluster node (default: $RAY_ADDRESS, "
+                                     "else start a local Ray)")
+    g.add_argument("--workers", type=positive_int, help="at most this many shards render at once "
+                                                         "(default: as many as the cluster's resources fit)")
+    g.add_argument("--cpus-per-worker", type=float, help="CPUs per worker; Cycles uses as many threads "
+                                                         "(default: an even share with --workers, else 4; 2 with GPUs)")
+    g.add_argument("--gpus-per-worker", type=float, help="GPUs per worker; Blender renders on the GPU Ray assigns "
+                                                         "(default: 1 if the cluster has GPUs and render.device allows)")
+    g.add_argument("--memory-gb", type=float, help="memory per worker, declared to Ray's scheduler")
+    g.add_argument("--max-retries", type=int, default=3, help="Ray retries of a shard whose worker died "
+                                                              "(default %(default)s)")
+    g.add_argument("--recycle-groups", type=int, default=200,
+                   help="restart a worker's Blender after this many groups, 0 = never (default %(default)s)")
+    g.add_argument("--max-rss-gb", type=float, default=8.0,
+                   help="restart a worker's Blender once its RSS passes this, 0 = no cap (default %(default)s)")
+    g.add_argument("--stage-dir", help="worker-local folder where shards for an fsspec --out are staged "
+                                       "(default: the temp dir)")
+    g.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="fsspec option for --out, e.g. endpoint_url=http://127.0.0.1:8333 (repeatable)")
+    g.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
 
 
 def main(argv: list[str] | None = None) -> int:

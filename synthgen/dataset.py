@@ -50,17 +50,19 @@ def finalize(out_dir: str, job: Job, plan: pa.Table, results: dict[str, Any]) ->
     failed_keys = {f["key"] for f in failures}
     written = [r for r in rows if r["key"] not in failed_keys]
     splits: dict[str, Any] = {}
+    md5: dict[str, str] = {}
     for name in sorted(results):
         rec = results[name].record
         entry = splits.setdefault(rec.split, {"shards": [], "groups": 0})
         entry["shards"].append({"path": rec.path, "sha256": rec.sha256, "bytes": rec.bytes, "groups": rec.groups})
         entry["groups"] += rec.groups
+        md5[rec.path] = rec.md5 or shards.file_digest(os.path.join(out_dir, rec.path), "md5")
     for split, entry in splits.items():
         entry["pattern"] = _brace(split, [os.path.basename(s["path"])[:-4] for s in entry["shards"]])
         wids = {
             "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": f"{job.job.id}-{split}",
             "shardlist": [{"url": s["path"], "nsamples": s["groups"], "filesize": s["bytes"],
-                           "md5sum": shards.file_digest(os.path.join(out_dir, s["path"]), "md5")} for s in entry["shards"]],
+                           "md5sum": md5[s["path"]]} for s in entry["shards"]],
         }
         with open(os.path.join(out_dir, f"{split}.wids.json"), "w") as f:
             json.dump(wids, f, indent=1, sort_keys=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from assets_manifest import hdri_io
 from synthgen import dataset, plan as planning, samples, shards
 from synthgen.job import Job, JobError
+from synthgen.render_process import GroupFailed
 
 COMPLETED_DIR = "completed"
 
@@ -58,13 +60,17 @@ class HdriCache:
 def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict[str, Any],
                  renderer=None, hdris: HdriCache | None = None, on_group=None) -> ShardResult:
     """Render and publish one shard; failed groups are recorded, never fatal."""
-    from synthgen.render import scene as bpy_scene  # only here: the render environment has bpy
-
     if renderer is None:
+        from synthgen.render import scene as bpy_scene  # only here: the render environment has bpy
+
         renderer = bpy_scene.GroupRenderer(job["render"], tmp_dir=os.path.join(out_dir, ".staging"),
                                            log_path=blender_log_path(out_dir))
     hdris = hdris or HdriCache()
-    software = bpy_scene.software_versions()
+    software = getattr(renderer, "software", None)  # a BlenderProcess knows it; bpy is in its child
+    if software is None:
+        from synthgen.render import scene as bpy_scene
+
+        software = bpy_scene.software_versions()
     result = ShardResult(record=None)  # type: ignore[arg-type]
 
     def produce():
@@ -79,14 +85,15 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
                     "group_index": row["group_index"], "key": row["key"], "split": row["split"],
                     "shard": shard, "head_asset_id": row["head_asset_id"],
                     "hdri_asset_ids": [lt["hdri_asset_id"] for lt in row["lightings"]],
-                    "error": f"{type(e).__name__}: {e}".strip().splitlines()[0][:500],
-                    "traceback": traceback.format_exc()[-4000:],
+                    "error": _error_line(e),
+                    "traceback": getattr(e, "remote_traceback", "") or traceback.format_exc()[-4000:],
                 })
                 if on_group:
                     on_group(0, failed=True)
                 continue
             result.stats.append({
-                "key": row["key"], "shard": shard, "device": renderer.device, "pid": os.getpid(),
+                "key": row["key"], "shard": shard, "device": renderer.device, "host": socket.gethostname(),
+                "pid": getattr(renderer, "pid", os.getpid()),
                 "setup_s": timings.setup_s, "render_s": timings.render_s,
                 "wall_s": time.perf_counter() - t0,
             })
@@ -99,13 +106,18 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
     return result
 
 
+def _error_line(e: Exception) -> str:
+    text = str(e) if isinstance(e, GroupFailed) else f"{type(e).__name__}: {e}"  # GroupFailed: "Type: msg" already
+    return text.strip().splitlines()[0][:500]
+
+
 def blender_log_path(out_dir: str) -> str:
     return os.path.join(out_dir, "logs", f"blender-{os.getpid()}.log")
 
 
 def _write_json(path: str, obj: Any) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
+    tmp = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"  # two attempts of a shard never share a temp file
     with open(tmp, "w") as f:
         json.dump(obj, f, sort_keys=True)
         f.flush()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -32,6 +33,7 @@ class ShardRecord:
     bytes: int
     groups: int
     keys: list[str] = field(default_factory=list)
+    md5: str = ""  # for the wids index; records written before it existed have ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -69,13 +71,13 @@ def validate_tar(path: str, expected_keys: list[str] | None = None) -> list[str]
 
 def write_shard(out_dir: str, shard: str, split: str, samples: Iterable[dict[str, Any]]) -> ShardRecord:
     """Write ``samples`` (webdataset dicts of bytes) as ``shards/<shard>.tar``, atomically."""
-    staging = os.path.join(out_dir, ".staging", shard)
+    # unique per attempt: a retried shard may still have a zombie attempt running elsewhere (lost node)
+    staging = os.path.join(out_dir, ".staging", f"{shard}.{socket.gethostname()}.{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     keys: list[str] = []
     index = int(shard.rsplit("-", 1)[1])
     pattern = os.path.join(staging, f"{split}-%06d.tar")
-    # mtime=0 and fixed owner: identical samples give byte-identical tars
     # mtime=0 and a fixed owner: identical samples give byte-identical tars
     sink = wds.ShardWriter(pattern, maxcount=10**9, maxsize=1e15, start_shard=index, verbose=0,
                            mtime=0.0, user="synthgen", group="synthgen")
@@ -94,4 +96,4 @@ def write_shard(out_dir: str, shard: str, split: str, samples: Iterable[dict[str
     os.replace(tmp, final)
     shutil.rmtree(staging, ignore_errors=True)
     return ShardRecord(shard=shard, split=split, path=shard_relpath(shard), sha256=file_digest(final),
-                       bytes=os.path.getsize(final), groups=len(keys), keys=keys)
+                       bytes=os.path.getsize(final), groups=len(keys), keys=keys, md5=file_digest(final, "md5"))

@@ -1,0 +1,395 @@
+"""The Ray render farm: one Ray task per shard, retried by Ray, resumable, local or fsspec output.
+
+``run_farm`` plans the job, keeps every shard whose completion record and
+checksum verify at the destination, and submits one task per remaining
+shard (at most ``workers`` in flight). A task calls the same
+``runner.render_shard`` as the single-process path, with Blender in a child
+process (:mod:`synthgen.render_process`: per-group timeout, crash isolation,
+recycling after N groups or past an RSS cap). The Ray worker and its
+Blender child persist across tasks, so a worker pays Blender's start-up
+once, not once per shard.
+
+Fault tolerance is Ray's own: a task whose worker dies (kill -9, OOM, lost
+node) is resubmitted, up to ``max_retries`` times; ``OSError`` raised by a
+task (an upload that failed) is retried the same way. A retried shard is
+rendered again from its plan rows into a staging name of its own, validated
+and atomically renamed or uploaded, so no partial or duplicate shard is
+ever visible. When every shard is in, the driver writes dataset.json and
+the other files beside the shards (``dataset.finalize``) and
+``farm_report.json``.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import math
+import os
+import shutil
+import socket
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import ray
+from tqdm import tqdm
+
+from synthgen import dataset, farm_report, plan as planning, runner, shards, storage
+from synthgen.job import Job, JobError
+from synthgen.render_process import BlenderProcess, BlenderStartError
+
+REPORT = "farm_report.json"
+
+
+class FarmError(RuntimeError):
+    """The job could not finish; finished shards are kept and a re-run resumes."""
+
+
+@dataclass
+class FarmOptions:
+    address: str | None = None  # None: RAY_ADDRESS, else a new local Ray instance
+    workers: int | None = None  # cap on concurrent shard tasks; None: what the cluster fits
+    cpus_per_worker: float | None = None
+    gpus_per_worker: float | None = None
+    memory_gb: float | None = None  # declared to Ray's scheduler per worker
+    max_retries: int = 3
+    recycle_groups: int = 200  # restart Blender after this many groups (0: never)
+    max_rss_gb: float = 8.0  # ... or once its RSS passes this (0: no cap)
+    stage_dir: str | None = None  # worker-local staging for fsspec outputs (default: the temp dir)
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    num_cpus: int | None = None  # CPUs of a new local Ray instance (default: all)
+
+
+@dataclass
+class WorkerShape:
+    """What each shard task asks Ray for, and how its Blender runs."""
+
+    cpus: float
+    gpus: float
+    memory_bytes: int | None
+    threads: int  # Cycles threads: the CPUs Ray gave the worker
+    in_flight: int  # tasks submitted at once
+    recycle_groups: int
+    max_rss_bytes: int
+    stage_dir: str | None
+
+
+# -- resources ------------------------------------------------------------------
+
+def resolve_shape(nodes: list[dict[str, float]], opts: FarmOptions, device: str, render_threads: int = 0) -> WorkerShape:
+    """Per-worker resources from the cluster's nodes (their Ray resource dicts) and the options.
+
+    GPUs: one Blender per GPU when the cluster has GPUs and the job may use
+    them. CPUs: an even share of the cluster when ``--workers`` is given,
+    else 4 per CPU worker (2 per GPU worker), never more than the largest
+    node has. Without ``--workers`` every shard is submitted and Ray runs
+    as many as fit (an autoscaling cluster grows to meet them).
+    """
+    max_node_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    total_cpus = sum(n.get("CPU", 0) for n in nodes)
+    has_gpus = any(n.get("GPU", 0) > 0 for n in nodes)
+    if opts.workers is not None and opts.workers < 1:
+        raise ValueError(f"--workers {opts.workers}: must be at least 1")
+    gpus = opts.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if has_gpus and device != "cpu" else 0.0
+    if gpus < 0:
+        raise ValueError(f"--gpus-per-worker {gpus}: must be >= 0")
+    if device == "gpu" and gpus == 0:
+        raise ValueError("render.device = 'gpu' but the workers get no GPU: the Ray cluster has none, or "
+                         "--gpus-per-worker is 0")
+    cpus = opts.cpus_per_worker
+    if cpus is None:
+        if opts.workers and total_cpus:
+            cpus = max(1.0, math.floor(total_cpus / opts.workers))
+        else:
+            cpus = 2.0 if gpus else 4.0
+        if max_node_cpus:
+            cpus = min(cpus, max_node_cpus)
+    if cpus <= 0:
+        raise ValueError(f"--cpus-per-worker {cpus}: must be > 0")
+    capacity = 0
+    for n in nodes:
+        fit = math.floor(n.get("CPU", 0) / cpus)
+        if gpus:
+            fit = min(fit, math.floor(n.get("GPU", 0) / gpus))
+        capacity += fit
+    in_flight = opts.workers or max(2 * capacity, 64)
+    return WorkerShape(cpus=cpus, gpus=gpus, memory_bytes=int(opts.memory_gb * 2**30) if opts.memory_gb else None,
+                       threads=render_threads or max(1, math.ceil(cpus)), in_flight=in_flight,
+                       recycle_groups=opts.recycle_groups, max_rss_bytes=int(opts.max_rss_gb * 2**30),
+                       stage_dir=opts.stage_dir)
+
+
+def _connect(opts: FarmOptions) -> tuple[bool, str]:
+    """Join or start Ray; (started here, address)."""
+    if ray.is_initialized():
+        return False, ray.get_runtime_context().gcs_address
+    address = opts.address or os.environ.get("RAY_ADDRESS")
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(num_cpus=opts.num_cpus, include_dashboard=False, **quiet)
+    return True, ray.get_runtime_context().gcs_address
+
+
+# -- the task -------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}  # per Ray worker process: its Blender child and HDRI cache, kept across tasks
+
+
+def _worker_renderer(render_cfg: dict[str, Any], shape: WorkerShape, log_path: str):
+    env = {}
+    if shape.gpus:
+        # Ray has set CUDA_VISIBLE_DEVICES for this worker; pass its GPUs on explicitly so the
+        # Blender child renders on exactly the GPU(s) Ray assigned
+        ids = ",".join(str(g) for g in ray.get_gpu_ids())
+        env = {"CUDA_VISIBLE_DEVICES": ids, "HIP_VISIBLE_DEVICES": ids}
+    elif render_cfg["device"] != "cpu":
+        env = {"CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": ""}  # no GPU was allocated to this worker
+    key = repr((sorted(render_cfg.items()), shape.threads, sorted(env.items()), log_path, shape.recycle_groups,
+                shape.max_rss_bytes))
+    if _WORKER.get("key") != key:
+        if "blender" in _WORKER:
+            _WORKER["blender"].close()
+        _WORKER.update(key=key, hdris=runner.HdriCache(),
+                       blender=BlenderProcess(render_cfg, threads=shape.threads, log_path=log_path,
+                                              recycle_groups=shape.recycle_groups,
+                                              max_rss_bytes=shape.max_rss_bytes, env=env))
+    return _WORKER["blender"], _WORKER["hdris"]
+
+
+def stage_root(dest: storage.Dest, stage_dir: str | None) -> str:
+    """Where a worker writes shards before publishing them: the output itself when local."""
+    if dest.is_local:
+        return dest.root
+    tag = hashlib.sha1(dest.url.encode()).hexdigest()[:12]
+    return os.path.join(stage_dir or tempfile.gettempdir(), "synthgen-stage", tag)
+
+
+def render_shard_task(dest: storage.Dest, shard: str, rows: list[dict[str, Any]], job: dict[str, Any],
+                      shape: WorkerShape, progress=None) -> dict[str, Any]:
+    """One shard, start to published completion record. Runs in a Ray worker (or anywhere)."""
+    host, pid = socket.gethostname(), os.getpid()
+    attempt = f"{host}:{pid}:{time.time_ns()}"
+    start = time.time()
+    if progress is not None:
+        progress.started.remote(shard, attempt)
+    out_dir = stage_root(dest, shape.stage_dir)
+    log_rel = f"logs/blender-{host}-{pid}.log"
+    blender, hdris = _worker_renderer(job["render"], shape, os.path.join(out_dir, log_rel))
+    before = blender.stats.to_dict()
+
+    def on_group(images: int, failed: bool) -> None:
+        if progress is not None:
+            progress.group.remote(shard, attempt, images, failed)
+
+    result = runner.render_shard(out_dir, shard, rows, job, blender, hdris, on_group)
+    if not dest.is_local:
+        completed = f"{runner.COMPLETED_DIR}/{shard}.json"
+        dest.put(os.path.join(out_dir, result.record.path), result.record.path)
+        dest.put(os.path.join(out_dir, completed), completed)  # the record only after its shard
+        for rel in (result.record.path, completed):
+            os.remove(os.path.join(out_dir, rel))
+        if os.path.exists(os.path.join(out_dir, log_rel)):
+            dest.put(os.path.join(out_dir, log_rel), log_rel)
+    after = blender.stats.to_dict()
+    failed_keys = {f["key"] for f in result.failures}
+    return {
+        "result": result.to_dict(),
+        "task": {
+            "shard": shard, "host": host, "pid": pid, "start": start, "end": time.time(),
+            "cpus": shape.cpus, "gpus": shape.gpus, "device": blender.device,
+            "groups": result.record.groups, "failed": len(result.failures),
+            "images": sum(len(r["lightings"]) for r in rows if r["key"] not in failed_keys),
+            "process": {k: after[k] - before[k] for k in after if k != "peak_rss_bytes"}
+                       | {"peak_rss_bytes": after["peak_rss_bytes"]},
+        },
+    }
+
+
+@ray.remote(num_cpus=0)
+class Progress:
+    """Groups done per shard, reported by tasks as they go; a retried shard starts again from 0."""
+
+    def __init__(self):
+        self.attempt: dict[str, str] = {}
+        self.counts: dict[str, list[int]] = {}
+        self.starts: collections.Counter = collections.Counter()
+
+    def started(self, shard: str, attempt: str) -> None:
+        self.attempt[shard] = attempt
+        self.counts[shard] = [0, 0, 0]
+        self.starts[shard] += 1
+
+    def group(self, shard: str, attempt: str, images: int, failed: bool) -> None:
+        if self.attempt.get(shard) == attempt:  # late reports of a dead attempt are dropped
+            c = self.counts[shard]
+            c[0], c[1], c[2] = c[0] + 1, c[1] + images, c[2] + int(failed)
+
+    def snapshot(self) -> dict[str, Any]:
+        totals = [sum(c[i] for c in self.counts.values()) for i in range(3)]
+        return {"groups": totals[0], "images": totals[1], "failed": totals[2],
+                "attempts": sum(self.starts.values()), "retried": [s for s, n in self.starts.items() if n > 1]}
+
+
+_remote_task = ray.remote(max_retries=3, retry_exceptions=[OSError])(render_shard_task)
+
+
+# -- the driver -----------------------------------------------------------------
+
+def load_completed(dest: storage.Dest, shard: str) -> runner.ShardResult | None:
+    """The shard's completion record if its tar at the destination still has the recorded size and sha256."""
+    rel = f"{runner.COMPLETED_DIR}/{shard}.json"
+    if not dest.exists(rel):
+        return None
+    d = dest.read_json(rel)
+    rec = shards.ShardRecord(**d["record"])
+    if dest.size(rec.path) != rec.bytes or dest.digest(rec.path) != rec.sha256:
+        return None
+    return runner.ShardResult(record=rec, failures=d["failures"], stats=d["stats"])
+
+
+def prepare(job: Job, dest: storage.Dest, resume: bool) -> Any:
+    if dest.is_local:
+        return runner.prepare(job, dest.root, resume)
+    table = planning.make_plan(job)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "plan.parquet")
+        if dest.exists("plan.parquet"):
+            # read from a local copy: pq.read_table on a Python file object has aborted the interpreter at exit
+            if not planning.read_plan(dest.get("plan.parquet", local)).equals(table):
+                raise JobError(f"{dest.url}: holds a different plan (job, catalogs or seed changed); "
+                               "use a new --out or delete it")
+        planning.write_plan(table, job, local)
+        dest.put(local, "plan.parquet")
+    return table
+
+
+def _error_line(e: BaseException) -> str:
+    cause = getattr(e, "cause", None) or e  # RayTaskError wraps the task's own exception
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}"[:500]
+
+
+def run_farm(job: Job, out: str, opts: FarmOptions | None = None, progress: bool = True) -> dict[str, Any]:
+    opts = opts or FarmOptions()
+    dest = storage.open_dest(out, opts.storage_options)
+    t0 = time.perf_counter()
+    table = prepare(job, dest, resume=True)
+    by_shard = planning.shards_of(table)
+    with ThreadPoolExecutor(8) as pool:  # remote checksums are I/O bound
+        kept = dict(zip(by_shard, pool.map(lambda s: load_completed(dest, s), by_shard)))
+    results = {s: r for s, r in kept.items() if r is not None}
+    pending = collections.deque(s for s in by_shard if s not in results)
+    started_ray, address = (False, "") if not pending else _connect(opts)
+    tasks: list[dict[str, Any]] = []
+    snap = {"groups": 0, "images": 0, "failed": 0, "attempts": 0, "retried": []}
+    shape_dict: dict[str, Any] = {}
+    try:
+        if pending:
+            nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+            shape = resolve_shape(nodes, opts, job.render.device, job.render.threads)
+            shape_dict = asdict(shape)
+            snap = _run_tasks(job, dest, by_shard, pending, results, tasks, shape, opts, progress)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    summary = finalize(dest, job, table, results)
+    summary["wall_s"] = time.perf_counter() - t0
+    summary["rendered_shards"] = len(tasks)
+    report = farm_report.build(
+        job_id=job.job.id, out=dest.url, counts={k: summary[k] for k in ("planned", "written", "failed", "images")},
+        wall_s=summary["wall_s"], tasks=[t["task"] for t in tasks], shards_total=len(by_shard),
+        shards_kept=len(by_shard) - len(tasks), attempts=snap["attempts"], retried=snap["retried"],
+        shape=shape_dict, address=address)
+    dest.write_json(REPORT, report)
+    summary["report"] = report
+    return summary
+
+
+def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape, opts: FarmOptions, show: bool):
+    total = sum(len(rows) for rows in by_shard.values())
+    kept_groups = sum(r.record.groups + len(r.failures) for r in results.values())
+    kept_failed = sum(len(r.failures) for r in results.values())
+    tracker = Progress.remote()
+    job_dict = job.to_dict()
+    options = {"num_cpus": shape.cpus, "num_gpus": shape.gpus, "max_retries": opts.max_retries}
+    if shape.memory_bytes:
+        options["memory"] = shape.memory_bytes
+    task = _remote_task.options(**options)
+    running: dict[Any, str] = {}
+    errors: dict[str, str] = {}
+    bar = tqdm(total=total, initial=kept_groups, desc="render", unit="group", disable=not show, smoothing=0.1)
+    t0 = time.perf_counter()
+    snap = {"groups": 0, "images": 0, "failed": 0, "attempts": 0, "retried": []}
+    try:
+        while pending or running:
+            while pending and len(running) < shape.in_flight:
+                shard = pending.popleft()
+                running[task.remote(dest, shard, by_shard[shard], job_dict, shape, tracker)] = shard
+            done, _ = ray.wait(list(running), num_returns=len(running), timeout=0.5)
+            for ref in done:
+                shard = running.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    errors[shard] = _error_line(e)
+                    if isinstance(getattr(e, "cause", None), BlenderStartError):
+                        raise FarmError(f"{shard}: {errors[shard]}") from None  # every task would fail the same way
+                    continue
+                rec_rel = f"{runner.COMPLETED_DIR}/{shard}.json"
+                if not dest.exists(rec_rel):
+                    raise FarmError(f"{shard}: finished on {out['task']['host']} but {dest.uri(rec_rel)} is not "
+                                    "visible from the driver; on a multi-node cluster a local --out must be a "
+                                    "shared filesystem (or use an s3:// / gs:// URL)")
+                d = out["result"]
+                results[shard] = runner.ShardResult(record=shards.ShardRecord(**d["record"]),
+                                                    failures=d["failures"], stats=d["stats"])
+                tasks.append(out)
+            snap = ray.get(tracker.snapshot.remote())
+            bar.update(kept_groups + snap["groups"] - bar.n)
+            rate = snap["images"] / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(img_s=f"{rate:.2f}", failed=kept_failed + snap["failed"], refresh=True)
+    except BaseException:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
+    if errors:
+        listed = "; ".join(f"{s}: {e}" for s, e in sorted(errors.items())[:5])
+        raise FarmError(f"{len(errors)} shard(s) failed after {opts.max_retries} retries ({listed}); "
+                        f"{len(results)} finished shard(s) are kept, run the same command again to resume")
+    return snap
+
+
+def finalize(dest: storage.Dest, job: Job, table, results: dict[str, runner.ShardResult]) -> dict[str, Any]:
+    """dataset.json, index, wids, failures, stats, preview: written locally, then published."""
+    if dest.is_local:
+        summary = dataset.finalize(dest.root, job, table, results)
+        shutil.rmtree(os.path.join(dest.root, ".staging"), ignore_errors=True)  # leftovers of killed attempts
+        return summary
+    with tempfile.TemporaryDirectory() as mirror:
+        got = 0
+        for name in sorted(results, key=_split_order):  # the shards the preview reads (its first 12 groups)
+            if got >= 12:
+                break
+            rec = results[name].record
+            dest.get(rec.path, os.path.join(mirror, rec.path))
+            got += rec.groups
+        summary = dataset.finalize(mirror, job, table, results)
+        for name in sorted(os.listdir(mirror)):
+            if os.path.isfile(os.path.join(mirror, name)):
+                dest.put(os.path.join(mirror, name), name)
+    summary["out"] = dest.url
+    return summary
+
+
+def _split_order(shard: str) -> tuple[int, str]:
+    split = shard.rsplit("-", 1)[0]
+    return (planning.SPLIT_ORDER.index(split) if split in planning.SPLIT_ORDER else 99, shard)
