@@ -33,6 +33,7 @@ import os
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from assets_manifest import envmap, hdri_io, procedural_hdri
 from synthgen import camera_env, dataset, job as jobs, plan as planning, samples, shards
@@ -75,16 +76,15 @@ def sphere_geometry(res: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([x, y, z], axis=-1), alpha
 
 
-def shade_sphere(env_cam: np.ndarray, albedo: np.ndarray, res: int, specular: float = 0.04,
-                 shininess: int = 16) -> np.ndarray:
-    """Linear premultiplied RGBA (res, res, 4) of the sphere lit by a camera-frame env map (H, 2H, 3)."""
+SHADE_MAX_RES = 128  # shading is smooth: above this it is computed at 128 px and upsampled (coverage stays exact)
+
+
+def _shade(normals: np.ndarray, env_cam: np.ndarray, albedo: np.ndarray, specular: float, shininess: int):
     h, w = env_cam.shape[:2]
     dirs = envmap.directions(h, w).reshape(-1, 3).astype(np.float32)
     omega = np.broadcast_to(envmap.solid_angles(h, w), (h, w)).reshape(-1, 1)
     radiance = (env_cam.reshape(-1, 3) * omega).astype(np.float32)
-    normals, alpha = sphere_geometry(res)
-    inside = alpha.reshape(-1) > 0
-    n = normals.reshape(-1, 3)[inside].astype(np.float32)
+    n = normals.astype(np.float32)
     cos = np.maximum(n @ dirs.T, 0.0)
     rgb = (albedo / np.pi).astype(np.float32) * (cos @ radiance)
     if specular > 0:
@@ -92,11 +92,24 @@ def shade_sphere(env_cam: np.ndarray, albedo: np.ndarray, res: int, specular: fl
         lobe = np.maximum(refl @ dirs.T, 0.0, out=cos)
         lobe **= shininess
         rgb += specular * (shininess + 2) / (2 * np.pi) * (lobe @ radiance)
-    out = np.zeros((res * res, 4), dtype=np.float32)
-    out[inside, :3] = rgb
-    out[:, 3] = alpha.reshape(-1)
-    out[:, :3] *= out[:, 3:]
-    return out.reshape(res, res, 4)
+    return rgb
+
+
+def shade_sphere(env_cam: np.ndarray, albedo: np.ndarray, res: int, specular: float = 0.04,
+                 shininess: int = 16) -> np.ndarray:
+    """Linear premultiplied RGBA (res, res, 4) of the sphere lit by a camera-frame env map (H, 2H, 3)."""
+    normals, alpha = sphere_geometry(res)
+    if res <= SHADE_MAX_RES:
+        inside = alpha.reshape(-1) > 0
+        rgb = np.zeros((res * res, 3), dtype=np.float32)
+        rgb[inside] = _shade(normals.reshape(-1, 3)[inside], env_cam, albedo, specular, shininess)
+        rgb = rgb.reshape(res, res, 3)
+    else:  # outside pixels carry the rim normal, so the upsampled field has no dark fringe
+        coarse = _shade(sphere_geometry(SHADE_MAX_RES)[0].reshape(-1, 3), env_cam, albedo, specular, shininess)
+        coarse = coarse.reshape(SHADE_MAX_RES, SHADE_MAX_RES, 3)
+        rgb = np.stack([np.asarray(Image.fromarray(coarse[..., c], mode="F").resize((res, res), Image.BILINEAR))
+                        for c in range(3)], axis=-1)
+    return np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=-1).astype(np.float32)
 
 
 def _split_counts(groups: int | dict[str, int]) -> dict[str, int]:
