@@ -27,8 +27,10 @@ import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -133,8 +135,15 @@ def _connect(opts: FarmOptions) -> tuple[bool, str]:
     if address:
         ray.init(address=address, **quiet)
     else:
-        ray.init(num_cpus=opts.num_cpus, include_dashboard=False, **quiet)
+        ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=False, **quiet)  # never join a stray cluster
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)  # replaces Ray's sys.exit handler
     return True, ray.get_runtime_context().gcs_address
+
+
+def _sigterm(signum, frame):
+    # Slurm, Kubernetes and `kill` stop a job with SIGTERM: stop like Ctrl-C (cancel tasks, shut Ray down)
+    raise KeyboardInterrupt
 
 
 # -- the task -------------------------------------------------------------------

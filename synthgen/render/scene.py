@@ -105,6 +105,8 @@ def _is_procedural_head(path: str) -> bool:
 
 def import_asset(path: str) -> list:
     """Import a head file; return its mesh objects."""
+    if not os.path.isfile(path):  # e.g. a catalog path not mounted on this node; Blender would only say "select a file"
+        raise FileNotFoundError(f"{path}: no such head file on this node")
     before = set(bpy.data.objects)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".glb" and _is_procedural_head(path):
