@@ -16,6 +16,7 @@ metadata, same caption.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -99,6 +100,11 @@ def direction_words(azimuth_deg: float, elevation_deg: float) -> str:
     return horiz
 
 
+@functools.lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    return envmap.directions(h, w).astype(np.float32), envmap.solid_angles(h, w).astype(np.float32)
+
+
 def light_direction(env_ldr: np.ndarray, min_strength: float = 0.15) -> tuple[float, float] | None:
     """Dominant (azimuth, elevation) in degrees of a camera-frame LDR env (H, W, 3) uint8, or None if diffuse.
 
@@ -107,12 +113,12 @@ def light_direction(env_ldr: np.ndarray, min_strength: float = 0.15) -> tuple[fl
     directions. ``None`` when its length is under ``min_strength`` (light
     from everywhere: no useful direction to name).
     """
-    h, w = env_ldr.shape[:2]
-    lum = envmap.luminance((np.asarray(env_ldr, dtype=np.float32) / 255.0) ** 2.2) * envmap.solid_angles(h, w)
+    dirs, omega = _grid(*env_ldr.shape[:2])
+    lum = envmap.luminance((np.asarray(env_ldr, dtype=np.float32) / 255.0) ** 2.2) * omega
     total = float(lum.sum())
     if total <= 0:
         return None
-    mean = np.tensordot(lum, envmap.directions(h, w), axes=([0, 1], [0, 1])) / total
+    mean = np.tensordot(lum, dirs, axes=([0, 1], [0, 1])) / total
     if float(np.linalg.norm(mean)) < min_strength:
         return None
     return envmap.azimuth_elevation(mean)

@@ -211,6 +211,18 @@ def test_node_and_worker_splitting_is_disjoint(spheres):
         data.make_dataset(spheres, cfg=cfg(), rank=2, world_size=2)
 
 
+def test_rank_defaults_to_the_environment_and_resampled_ranks_differ(spheres, monkeypatch):
+    explicit = [s["key"] for s in data.make_dataset(spheres, cfg=cfg(resampled=False), rank=1, world_size=2)]
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert [s["key"] for s in data.make_dataset(spheres, cfg=cfg(resampled=False))] == explicit
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    first = [[s["key"] for _, s in zip(range(8), data.make_dataset(spheres, cfg=cfg(), rank=r, world_size=2))]
+             for r in (0, 1)]
+    assert first[0] != first[1]
+
+
 def test_with_epoch_is_counted_on_the_loader(spheres):
     for resampled in (True, False):
         loader = data.make_loader(spheres, "train", cfg(resampled=resampled), batch_size=4, num_workers=2,
