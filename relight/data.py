@@ -564,7 +564,9 @@ def make_loader(source, split: str = "train", cfg: DataConfig = DataConfig(), ba
     Batches are formed inside the workers; ``epoch_batches`` is set on the
     loader (``with_epoch``), so an epoch is that many batches whatever the
     worker count (on the dataset it would count per worker, webdataset#303).
-    With ``resampled=True`` and no ``epoch_batches`` the loader never ends.
+    With ``resampled=True`` and no ``epoch_batches`` the loader never ends; with
+    ``resampled=False`` under DDP, give ``epoch_batches`` so that every rank
+    yields the same number of batches (the loader then cycles its shards).
     """
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
