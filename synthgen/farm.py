@@ -135,7 +135,15 @@ def _connect(opts: FarmOptions) -> tuple[bool, str]:
     if address:
         ray.init(address=address, **quiet)
     else:
-        ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=False, **quiet)  # never join a stray cluster
+        for attempt in (1, 2):  # Ray waits a fixed 30 s for its raylet; a loaded machine can miss that once
+            try:
+                ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=False, **quiet)  # never join a stray cluster
+                break
+            except Exception as e:
+                ray.shutdown()
+                if attempt == 2:
+                    raise FarmError(f"could not start a local Ray instance ({_error_line(e)}); "
+                                    "try again, or render in one process with --local") from None
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)  # replaces Ray's sys.exit handler
     return True, ray.get_runtime_context().gcs_address

@@ -26,6 +26,8 @@ TINY = ["render.resolution=48", "render.samples=4", "render.passes=[\"albedo\", 
 
 
 def synthgen(*args: str) -> subprocess.CompletedProcess:
+    if args[0] == "render":
+        args = (*args, "--local")  # the renderer in one process; tests/test_farm.py runs the Ray path
     return subprocess.run([sys.executable, "-m", "synthgen.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=900)
 
