@@ -28,8 +28,8 @@ def _worker_loop(conf: dict[str, Any]) -> None:
                           report=ray.train.report)
     summary = train.run(cfg, conf["shards"], conf["out_dir"], resume=conf["resume"], dist=dist,
                         progress=conf["progress"])
-    if dist.is_main:
-        ray.train.report({"done": 1, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}})
+    # every rank reports (a barrier in Ray Train); rank 0 carries the numbers
+    ray.train.report({"done": 1, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}})
 
 
 def run_distributed(cfg, shards, out_dir: str, workers: int, use_gpu: bool = False, address: str | None = None,

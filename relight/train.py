@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -178,7 +179,8 @@ def _val_batch(shards, cfg: config_mod.TrainConfig) -> dict[str, Any] | None:
     """A fixed set of held-out pairs: the val split when the dataset has one, else the first train pairs."""
     for split in ("val", "train"):
         try:
-            items = list(data_mod.iter_pairs(shards, split, cfg.data, pairs=1, limit=cfg.train.val_pairs))
+            items = list(itertools.islice(data_mod.iter_pairs(shards, split, cfg.data, pairs=1),
+                                          cfg.train.val_pairs))
         except data_mod.DataError:
             continue
         if items:
@@ -330,11 +332,14 @@ def run(cfg: config_mod.TrainConfig, shards, out_dir: str, resume: bool = False,
             ema.step(model.unet.parameters())
         step += 1
         bar.update(1)
+        log_now = step % tcfg.log_every == 0 or step == tcfg.max_steps
         if not dist.is_main:
+            if log_now and dist.report:
+                dist.report({"step": step})  # Ray Train's report is a barrier: every rank calls it
             continue
         elapsed = time.time() - t0
         row: dict[str, Any] = {}
-        if step % tcfg.log_every == 0 or step == tcfg.max_steps:
+        if log_now:
             row.update(step=step, loss=window_loss / window_n, lr=lr_sched.get_last_lr()[0],
                        pairs_per_s=pairs_seen * dist.world_size / elapsed, elapsed_s=elapsed)
             bar.set_postfix(loss=f"{row['loss']:.4f}", pairs_s=f"{row['pairs_per_s']:.1f}")
@@ -351,8 +356,8 @@ def run(cfg: config_mod.TrainConfig, shards, out_dir: str, resume: bool = False,
         if row:
             log.write(row)
             last.update(row)
-            if dist.report:
-                dist.report(dict(row))
+        if log_now and dist.report:
+            dist.report({k: v for k, v in row.items() if isinstance(v, (int, float))})
         if step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps:
             _save_checkpoint(out_dir, step, model, model.unet, ema, optimizer, lr_sched, tcfg.keep_checkpoints)
     bar.close()
