@@ -76,3 +76,22 @@ def good_assets(tmp_path) -> str:
     with open(heads / "head02.ply.asset.json", "w") as f:
         json.dump({"license": "CC-BY-4.0", "split": "test"}, f)
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def blender_dataset(tmp_path_factory) -> str:
+    """A tiny dataset synthgen renders with Blender (2 train groups, 1 test group, K = 4, 32 px), made once."""
+    pytest.importorskip("bpy")
+    cat = tmp_path_factory.mktemp("blender_catalog")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "make_catalog.py"), str(cat)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    out = str(tmp_path_factory.mktemp("blender_render") / "ds")
+    sets = [f'job.catalogs=["{cat}/manifest.parquet"]', "render.resolution=32", "render.samples=2",
+            "render.passes=[]", "splits.train=2", "splits.val=0", "splits.test=1", "job.shard_size=2",
+            "lighting.hdris_per_group=2", "lighting.rotations_per_hdri=2", "lighting.env_width=32"]
+    args = [a for s in sets for a in ("--set", s)]
+    r = subprocess.run([sys.executable, "-m", "synthgen.cli", "render", os.path.join(ROOT, "jobs", "quickstart.toml"),
+                        "--out", out, "--local", "-q", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
