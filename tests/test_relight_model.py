@@ -191,3 +191,13 @@ def test_config_errors_name_the_key(tmp_path):
         config_mod.load(str(bad))
     cfg = config_mod.load(None, ["train.max_steps=7", "data.resolution=32"])
     assert cfg.train.max_steps == 7 and cfg.data.resolution == 32
+
+
+def test_shipped_training_configs_parse():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tiny = config_mod.load(os.path.join(root, "jobs", "relight_tiny.toml"))
+    assert tiny.model.source == "tiny" and tiny.data.resolution == 64
+    with pytest.raises(ValueError, match="needs model.pretrained"):
+        config_mod.load(os.path.join(root, "jobs", "relight_sd15.toml"))
+    sd = config_mod.load(os.path.join(root, "jobs", "relight_sd15.toml"), ["model.pretrained='/models/sd15'"])
+    assert sd.train.lr == 1e-5 and sd.data.resolution == 512 and sd.train.mixed_precision == "bf16"
