@@ -24,7 +24,7 @@ pytest.importorskip("bpy")
 pytest.importorskip("ray")
 
 from assets_manifest import hdri_io, procedural_hdri  # noqa: E402
-from synthgen import dataset, farm, job as jobs, plan as planning, shards  # noqa: E402
+from synthgen import dataset, farm, job as jobs, plan as planning, runner, shards  # noqa: E402
 from synthgen.render_process import BlenderProcess, GroupFailed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -284,11 +284,15 @@ def test_blender_process_timeout_crash_error_and_rss_recycling(catalog, tmp_path
     assert bp.stats.crashes == 1 and bp.stats.starts == 2 and len(renders.rgba) == 2 and len(timings.render_s) == 2
     assert bp.device == "CPU" and bp.software["blender"].startswith("5.")
 
+    # a head file missing on this node fails its group (named, with Blender's traceback), not the shard
     broken = dict(rows[1], head_uri=str(tmp_path / "missing.glb"))
-    with pytest.raises(GroupFailed) as e:
-        bp.render_group(broken)
-    assert "missing.glb" in str(e.value) and "Traceback" in e.value.remote_traceback
-    assert bp.stats.starts == 2  # a bad asset fails the group, Blender lives on
+    result = runner.render_shard(str(tmp_path / "ds"), rows[0]["shard"], [broken, rows[2]], job.to_dict(), bp,
+                                 runner.HdriCache())
+    assert result.record.groups == 1 and result.record.keys == [rows[2]["key"]]
+    (failure,) = result.failures
+    assert failure["error"] == f"FileNotFoundError: {broken['head_uri']}: no such head file on this node"
+    assert "Traceback" in failure["traceback"] and "import_asset" in failure["traceback"]
+    assert bp.stats.starts == 2  # Blender lives on
 
     bp.max_rss_bytes = 1  # past the cap after the next group: Blender is recycled
     bp.render_group(rows[1])
@@ -330,12 +334,20 @@ def test_worker_shape_errors():
         farm.resolve_shape([NODE], farm.FarmOptions(cpus_per_worker=0), "auto")
 
 
-def test_render_cli_errors(tmp_path):
-    r = synthgen("render", JOB, "--workers", "0")
-    assert r.returncode == 2 and "--workers: '0': expected a whole number >= 1" in r.stderr
-    r = synthgen("render", JOB, "--local", "--out", "s3://bucket/ds")
-    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: --out s3://bucket/ds: --local")
-    r = synthgen("render", JOB, "--out", str(tmp_path / "x"), "--storage-option", "endpoint_url")
-    assert r.returncode == 2 and "--storage-option 'endpoint_url': expected KEY=VALUE" in r.stderr
-    r = synthgen("render", JOB, "--out", "nosuchproto://bucket/ds")
-    assert r.returncode == 2 and "--out nosuchproto://bucket/ds" in r.stderr
+def test_render_cli_errors(tmp_path, capsys):
+    from synthgen.cli import main
+
+    def err(*argv: str) -> tuple[int, str]:
+        try:
+            code = main(["render", JOB, *argv])
+        except SystemExit as e:  # argparse
+            code = e.code
+        return code, capsys.readouterr().err.strip().splitlines()[-1]
+
+    assert err("--workers", "0") == (2, "synthgen render: error: argument --workers: '0': expected a whole number >= 1")
+    assert err("--local", "--out", "s3://bucket/ds") == (
+        2, "error: --out s3://bucket/ds: --local writes to a local folder; leave out --local for fsspec URLs")
+    code, line = err("--out", str(tmp_path / "x"), "--storage-option", "endpoint_url")
+    assert code == 2 and line.startswith("error: --storage-option 'endpoint_url': expected KEY=VALUE")
+    code, line = err("--out", "nosuchproto://bucket/ds")
+    assert code == 2 and line.startswith("error: --out nosuchproto://bucket/ds: ")
