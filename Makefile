@@ -26,10 +26,14 @@ demo: install
 	$(BIN)/synthgen render jobs/quickstart.toml --out $(OUT)/quickstart \
 		--set 'job.catalogs=["$(abspath $(OUT))/catalog/manifest.parquet"]'
 	$(BIN)/synthgen inspect $(OUT)/quickstart
+	$(BIN)/relight train --shards $(OUT)/quickstart --out $(OUT)/quickstart-train \
+		--config jobs/relight_tiny.toml --resume
 	@echo
 	@echo "Built-in catalog:   $(OUT)/catalog/manifest.parquet  (contact sheet: $(OUT)/catalog/preview.png)"
 	@echo "Quickstart dataset: $(OUT)/quickstart/dataset.json   (shards in $(OUT)/quickstart/shards/)"
 	@echo "Contact sheet:      $(OUT)/quickstart/preview.png"
+	@echo "Trained tiny model: $(OUT)/quickstart-train/model  (loss curve: $(OUT)/quickstart-train/loss.png,"
+	@echo "                    validation grids: $(OUT)/quickstart-train/validation/)"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""``relight`` command line: ``envmap`` (the env input a model sees) and ``train``."""
+"""``relight`` command line: ``envmap`` (the env input a model sees), ``train``, ``infer``, ``eval``, ``extract``."""
 
 from __future__ import annotations
 
@@ -43,8 +43,10 @@ def cmd_train(args) -> int:
         from relight import train
 
         summary = train.run(cfg, shards, args.out, resume=args.resume)
-    print(f"trained {summary['steps']} steps in {summary['wall_s']:.0f} s "
-          f"({summary['steps_per_s']:.2f} steps/s); last loss {summary['loss']:.4f}")
+    done = summary["steps"] - summary.get("start_step", 0)
+    loss = f"; last loss {summary['loss']:.4f}" if summary.get("loss") is not None else ""
+    print(f"trained {done} steps (to step {summary['steps']}) in {summary['wall_s']:.0f} s "
+          f"({summary['steps_per_s']:.2f} steps/s){loss}")
     if summary.get("val_psnr_masked") is not None:
         print(f"validation masked PSNR {summary['val_psnr_masked']:.2f} dB "
               f"(copy-input baseline {summary['val_baseline_psnr_masked']:.2f} dB)")
@@ -82,7 +84,177 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     t.add_argument("--allow-remote", action="store_true", help="allow pipe:/http/s3 shard URLs")
     t.set_defaults(func=cmd_train)
+    add_inference_parsers(sub)
     return p
+
+
+# ---------------------------------------------------------------- inference and evaluation
+
+
+def _settings(args):
+    from relight.infer import Settings
+
+    return Settings(steps=args.steps, scheduler=args.scheduler, seed=args.seed, image_guidance=args.image_guidance,
+                    text_guidance=args.text_guidance, prompt=getattr(args, "prompt", None),
+                    batch=getattr(args, "batch", 16))
+
+
+def cmd_infer(args) -> int:
+    import time
+
+    from relight import infer, inputs
+
+    if args.rotations < 1:
+        raise inputs.InputError(f"--rotations {args.rotations}: must be >= 1")
+    settings = _settings(args)
+    settings.check()
+    pipe = infer.load_pipeline(args.model, args.scheduler, args.device)
+    geo = inputs.model_geometry(args.model, pipe, args.size)
+    portrait, mask = inputs.load_portrait(args.image, geo.resolution, args.mask, use_alpha=not args.no_mask)
+    if args.prompt is not None and not infer.has_text(pipe):
+        print("note: this model has no text condition; --prompt is ignored (two-branch guidance)", file=sys.stderr)
+        settings.prompt = None
+    lights = [inputs.resolve_env(spec, args.catalog) for spec in args.env]
+    angles = [args.rotate + 360.0 * k / args.rotations for k in range(args.rotations)]
+    conds, labels = [], []
+    for light in lights:
+        for a in angles:
+            conds.append(inputs.env_condition(light, a, args.exposure, geo.env_size, geo.env_hdr, geo.env_hdr_max))
+            labels.append(f"{light.label} {a % 360:g} deg")
+    t0 = time.perf_counter()
+    relit = infer.relight(pipe, infer.model_input(portrait, mask, geo), conds, settings)
+    wall = time.perf_counter() - t0
+    how = (f"{settings.steps} {settings.scheduler} steps, image guidance {settings.image_guidance:g}"
+           + (f", text guidance {settings.text_guidance:g}" if settings.prompt else "")
+           + f", {wall:.1f} s on {pipe.device}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    if len(conds) == 1:
+        infer.to_pil(relit[0]).save(args.out)
+        print(f"wrote {args.out} ({geo.resolution}x{geo.resolution}, {labels[0]}; {how})")
+        return 0
+    ldr = [c["env_ldr_png"] for c in conds]
+    infer.save_strip(args.out, portrait, relit, ldr, rows=[lt.label for lt in lights],
+                     cols=[f"{a % 360:g} deg" for a in angles], tile=args.tile)
+    gif = args.gif or os.path.splitext(args.out)[0] + ".gif"
+    infer.save_gif(gif, infer.gif_frames(portrait, relit, ldr, labels, tile=max(args.tile, 160)), args.frame_ms)
+    print(f"wrote {args.out} ({len(lights)} lighting(s) x {len(angles)} rotation(s), "
+          f"{geo.resolution} px each; {how})")
+    print(f"wrote {gif} ({len(conds)} frames)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from relight import evaluate
+
+    pairs = args.pairs if args.pairs == "all" else _positive_int("--pairs", args.pairs)
+    opts = evaluate.EvalOptions(split=args.split, pairs=pairs, batch_size=args.batch, grid_rows=args.grid_rows,
+                                size=args.size, device=args.device, lpips_weights=args.lpips_weights,
+                                identity_weights=args.identity_weights, identity_arch=args.identity_arch,
+                                identity_size=args.identity_size, allow_remote=args.allow_remote)
+    shards = args.shards[0] if len(args.shards) == 1 else list(args.shards)
+    s = evaluate.evaluate(args.model, shards, args.out, _settings(args), opts, progress=not args.quiet)
+    base, model = s["overall"]["copy input (baseline)"], s["overall"]["model"]
+    print(f"{s['pairs']} pairs of the {s['split']} split in {s['wall_s']:.1f} s: masked PSNR "
+          f"{model['psnr_masked']:.2f} dB (copy-input baseline {base['psnr_masked']:.2f}), masked SSIM "
+          f"{model['ssim_masked']:.3f} ({base['ssim_masked']:.3f})")
+    for name in ("metrics_md", "metrics_csv", "pairs_csv", "grid"):
+        print(f"{name.replace('_', ' '):12s} {s['files'][name]}")
+    return 0
+
+
+def cmd_extract(args) -> int:
+    from relight import infer
+
+    rgba, info = infer.extract_render(args.shards, args.split, args.key, args.lighting, args.allow_remote)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    rgba.save(args.out)
+    print(f"wrote {args.out} ({rgba.size[0]}x{rgba.size[1]} RGBA, alpha = mask): {info['split']} group "
+          f"{info['key']}, lighting {info['lighting']} ({info['hdri']}, rotated {info['rotation_deg']:.0f} deg)")
+    return 0
+
+
+def _positive_int(flag: str, text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{flag} {text}: 'all' or a positive integer")
+    return n
+
+
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
+    p.add_argument("--scheduler", default="ddim", choices=["ddim", "euler", "dpm++"], help="sampler (default ddim)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--image-guidance", type=float, default=3.0, help="portrait guidance l_I (default 3, the paper's)")
+    p.add_argument("--text-guidance", type=float, default=2.0, help="text guidance l_T (default 2, the paper's)")
+    p.add_argument("--size", type=int, help="portrait side in px (default: the model's training resolution)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+
+
+def add_inference_parsers(sub) -> None:
+    i = sub.add_parser("infer", help="relight a portrait under a target lighting",
+                       description="Relight --image under --env (an .exr/.hdr file, a built-in HDRI name such as "
+                                   "studio or forest, or procedural:STYLE:SEED), turned by --rotate degrees. "
+                                   "The portrait is centre-cropped and resized to the model's resolution; its "
+                                   "alpha channel (or --mask) masks it as in training. One lighting writes a PNG; "
+                                   "--rotations N or several --env write a strip PNG and an animated GIF.")
+    i.add_argument("--model", required=True, help="a RelightPipeline folder (relight train's OUT/model)")
+    i.add_argument("--image", required=True, help="portrait image (PNG/JPEG; RGBA alpha is used as the mask)")
+    i.add_argument("--env", required=True, action="append",
+                   help="target lighting: .exr/.hdr, built-in name or procedural:STYLE:SEED; repeat for several")
+    i.add_argument("--rotate", type=float, default=0.0, help="azimuth rotation of the lighting in degrees (default 0)")
+    i.add_argument("--exposure", type=float, default=1.0, help="exposure multiplier of the lighting (default 1)")
+    i.add_argument("--rotations", type=int, default=1,
+                   help="N > 1: the light turned in N steps around the face (from --rotate), as a strip and a GIF")
+    i.add_argument("--mask", help="foreground mask image (white = subject); default: the portrait's alpha")
+    i.add_argument("--no-mask", action="store_true", help="ignore the portrait's alpha channel")
+    i.add_argument("--catalog", help="catalog manifest.parquet whose HDRIs --env may name (besides bpy's built-ins)")
+    i.add_argument("--prompt", help="text for the three-term guidance (models with text; the paper uses "
+                                    f"'A nice person.'); default none: two-branch guidance")
+    _sampling_args(i)
+    i.add_argument("--batch", type=int, default=16, help="lightings per pipeline call (default 16)")
+    i.add_argument("--tile", type=int, default=128, help="cell size of the strip in px (default 128)")
+    i.add_argument("--gif", help="GIF path (default: --out with .gif)")
+    i.add_argument("--frame-ms", type=int, default=250, help="GIF frame duration in ms (default 250)")
+    i.add_argument("--out", required=True, help="output PNG (the relit portrait, or the strip)")
+    i.set_defaults(func=cmd_infer)
+
+    e = sub.add_parser("eval", help="relight a dataset's held-out pairs and measure them",
+                       description="Relight every ordered pair of --split (test by default) and compare with the "
+                                   "renders: masked and full-frame PSNR and SSIM, LPIPS and identity distance "
+                                   "with local weights. Writes metrics.md, metrics.csv (with the copy-input "
+                                   "baseline and a per-HDRI breakdown), pairs.csv, grid.png, summary.json.")
+    e.add_argument("--model", required=True, help="a RelightPipeline folder (relight train's OUT/model)")
+    e.add_argument("--shards", required=True, nargs="+", help="dataset folder (with dataset.json) or shard paths/patterns")
+    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--split", default="test", help="split of a dataset folder (default test)")
+    e.add_argument("--pairs", default="all", help="'all' ordered pairs per group (default) or N per group")
+    _sampling_args(e)
+    e.add_argument("--prompt", help="one prompt for every pair (models with text; default: each target's caption)")
+    e.add_argument("--batch", type=int, default=8, help="pairs per pipeline call (default 8)")
+    e.add_argument("--grid-rows", type=int, default=8, help="pairs shown in grid.png (default 8)")
+    e.add_argument("--lpips-weights", help="local LPIPS weights: lpips state dict file, or folder with "
+                                           "torchvision backbone + lpips head .pth")
+    e.add_argument("--identity-weights", help="local face-embedding network: TorchScript file, or state dict "
+                                              "with --identity-arch")
+    e.add_argument("--identity-arch", help="module:callable building the network for an --identity-weights state dict")
+    e.add_argument("--identity-size", type=int, default=160, help="input side of the identity network (default 160)")
+    e.add_argument("--allow-remote", action="store_true", help="allow pipe:/http/s3 shard URLs")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("extract", help="write one render of a dataset as an RGBA PNG (alpha = mask)",
+                       description="Pick a held-out render for `relight infer`: group --key (default the first) "
+                                   "of --split (default test), lighting --lighting (default 0).")
+    x.add_argument("--shards", required=True, help="dataset folder (with dataset.json) or shard paths/patterns")
+    x.add_argument("--split", default="test", help="split of a dataset folder (default test)")
+    x.add_argument("--key", help="group key (default: the first group of the split)")
+    x.add_argument("--lighting", type=int, default=0, help="which of the group's renders (default 0)")
+    x.add_argument("--allow-remote", action="store_true", help="allow pipe:/http/s3 shard URLs")
+    x.add_argument("--out", required=True, help="output PNG")
+    x.set_defaults(func=cmd_extract)
 
 
 def main(argv: list[str] | None = None) -> int:

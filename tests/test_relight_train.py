@@ -116,7 +116,7 @@ def test_cli_train_and_its_errors(spheres, tmp_path):
     sets = [a for s in FAST + ["train.validate_every=0"] for a in ("--set", s)]
     r = subprocess.run(args + sets, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "trained 2 steps" in r.stdout and os.path.join(out, "model") in r.stdout
+    assert "trained 2 steps (to step 2)" in r.stdout and os.path.join(out, "model") in r.stdout
     assert json.load(open(os.path.join(out, "summary.json")))["steps"] == 2
     r = subprocess.run(args + ["--set", "train.lr=-1"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode == 2 and r.stderr.strip() == "error: <config>: train.lr = -1.0 must be > 0"
