@@ -177,7 +177,9 @@ def cmd_render(args) -> int:
 def cmd_inspect(args) -> int:
     from synthgen import dataset
 
-    lines, problems = dataset.inspect(args.out_dir)
+    from synthgen import storage
+
+    lines, problems = dataset.inspect(args.out_dir, storage.parse_storage_options(args.storage_option))
     for line in lines:
         print(line)
     for p in problems:
@@ -278,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="counts and sizes per split; validate every shard",
                        description="Check a finished dataset: counts, sizes, checksums, and every sample "
                                    "against the relight-wds/1 format, read with plain webdataset.")
-    i.add_argument("out_dir")
+    i.add_argument("out_dir", help="dataset folder or fsspec URL (s3://bucket/ds)")
+    i.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="fsspec option for a URL, e.g. endpoint_url=http://127.0.0.1:8333 (repeatable)")
     i.set_defaults(func=cmd_inspect)
     return p
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
-from synthgen import shard_format, shards
+from synthgen import shard_format, shards, storage
 from synthgen.job import Job
 
 SCHEMA_VERSION = "synthgen-dataset/1"
@@ -138,13 +139,15 @@ def preview(out_dir: str, out_png: str, max_groups: int = 12, max_lightings: int
     return out_png
 
 
-def inspect(out_dir: str) -> tuple[list[str], list[str]]:
-    """(report lines, problems): counts and sizes per split; every shard checked against the format."""
-    path = os.path.join(out_dir, "dataset.json")
-    if not os.path.exists(path):
+def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
+    """(report lines, problems): counts and sizes per split; every shard checked against the format.
+
+    ``out_dir`` is a folder or an fsspec URL; remote shards are hashed as they stream and checked one at a
+    time from a temporary copy."""
+    dest = storage.open_dest(out_dir, storage_options)
+    if not dest.exists("dataset.json"):
         return [], [f"{out_dir}: no dataset.json (not a synthgen output, or the job has not finished)"]
-    with open(path) as f:
-        meta = json.load(f)
+    meta = dest.read_json("dataset.json")
     lines, problems = [], []
     c = meta["counts"]
     lines.append(f"{out_dir}: {meta['format']}, job {meta['job']['job']['id']}: planned {c['planned']}, "
@@ -154,18 +157,20 @@ def inspect(out_dir: str) -> tuple[list[str], list[str]]:
         lines.append(f"  {split:5s} {len(entry['shards']):4d} shard(s) {entry['groups']:6d} group(s) "
                      f"{size / 1e6:9.1f} MB  {entry['pattern']}")
         for s in entry["shards"]:
-            tar = os.path.join(out_dir, s["path"])
-            if not os.path.exists(tar):
+            tar = dest.uri(s["path"])
+            if not dest.exists(s["path"]):
                 problems.append(f"{tar}: missing")
                 continue
-            if shards.file_digest(tar) != s["sha256"]:
+            if dest.digest(s["path"]) != s["sha256"]:
                 problems.append(f"{tar}: sha256 differs from dataset.json (changed or truncated)")
                 continue
-            try:
-                keys = shards.validate_tar(tar)
-            except Exception as e:
-                problems.append(f"{tar}: {e}")
-                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                local = dest.path(s["path"]) if dest.is_local else dest.get(s["path"], os.path.join(tmp, "s.tar"))
+                try:
+                    keys = shards.validate_tar(local)
+                except Exception as e:
+                    problems.append(f"{tar}: {e}")
+                    continue
             if len(keys) != s["groups"]:
                 problems.append(f"{tar}: {len(keys)} samples, dataset.json says {s['groups']}")
     return lines, problems

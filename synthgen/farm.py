@@ -81,7 +81,8 @@ class WorkerShape:
 
 # -- resources ------------------------------------------------------------------
 
-def resolve_shape(nodes: list[dict[str, float]], opts: FarmOptions, device: str, render_threads: int = 0) -> WorkerShape:
+def resolve_shape(nodes: list[dict[str, float]], opts: FarmOptions, device: str, render_threads: int = 0,
+                  can_grow: bool = True) -> WorkerShape:
     """Per-worker resources from the cluster's nodes (their Ray resource dicts) and the options.
 
     GPUs: one Blender per GPU when the cluster has GPUs and the job may use
@@ -119,6 +120,10 @@ def resolve_shape(nodes: list[dict[str, float]], opts: FarmOptions, device: str,
         if gpus:
             fit = min(fit, math.floor(n.get("GPU", 0) / gpus))
         capacity += fit
+    if capacity == 0 and not can_grow:  # a local instance never gets bigger: the tasks would wait forever
+        have = ", ".join(f"{n.get('CPU', 0):g} CPUs/{n.get('GPU', 0):g} GPUs" for n in nodes) or "no nodes"
+        raise ValueError(f"no Ray node fits a worker of {cpus:g} CPUs and {gpus:g} GPUs ({have}); "
+                         "lower --cpus-per-worker / --gpus-per-worker")
     in_flight = opts.workers or max(2 * capacity, 64)
     return WorkerShape(cpus=cpus, gpus=gpus, memory_bytes=int(opts.memory_gb * 2**30) if opts.memory_gb else None,
                        threads=render_threads or max(1, math.ceil(cpus)), in_flight=in_flight,
@@ -126,10 +131,10 @@ def resolve_shape(nodes: list[dict[str, float]], opts: FarmOptions, device: str,
                        stage_dir=opts.stage_dir)
 
 
-def _connect(opts: FarmOptions) -> tuple[bool, str]:
-    """Join or start Ray; (started here, address)."""
+def _connect(opts: FarmOptions) -> tuple[bool, str, bool]:
+    """Join or start Ray; (to shut down here, address, is a new local instance)."""
     if ray.is_initialized():
-        return False, ray.get_runtime_context().gcs_address
+        return False, ray.get_runtime_context().gcs_address, False
     address = opts.address or os.environ.get("RAY_ADDRESS")
     quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
     if address:
@@ -146,7 +151,7 @@ def _connect(opts: FarmOptions) -> tuple[bool, str]:
                                     "try again, or render in one process with --local") from None
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)  # replaces Ray's sys.exit handler
-    return True, ray.get_runtime_context().gcs_address
+    return True, ray.get_runtime_context().gcs_address, not address
 
 
 def _sigterm(signum, frame):
@@ -303,14 +308,14 @@ def run_farm(job: Job, out: str, opts: FarmOptions | None = None, progress: bool
         kept = dict(zip(by_shard, pool.map(lambda s: load_completed(dest, s), by_shard)))
     results = {s: r for s, r in kept.items() if r is not None}
     pending = collections.deque(s for s in by_shard if s not in results)
-    started_ray, address = (False, "") if not pending else _connect(opts)
+    started_ray, address, local = (False, "", False) if not pending else _connect(opts)
     tasks: list[dict[str, Any]] = []
     snap = {"groups": 0, "images": 0, "failed": 0, "attempts": 0, "retried": []}
     shape_dict: dict[str, Any] = {}
     try:
         if pending:
             nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-            shape = resolve_shape(nodes, opts, job.render.device, job.render.threads)
+            shape = resolve_shape(nodes, opts, job.render.device, job.render.threads, can_grow=not local)
             shape_dict = asdict(shape)
             snap = _run_tasks(job, dest, by_shard, pending, results, tasks, shape, opts, progress)
     finally:
@@ -341,7 +346,8 @@ def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape,
     task = _remote_task.options(**options)
     running: dict[Any, str] = {}
     errors: dict[str, str] = {}
-    bar = tqdm(total=total, initial=kept_groups, desc="render", unit="group", disable=not show, smoothing=0.1)
+    bar = tqdm(total=total, initial=kept_groups, desc="render", unit="group", disable=not show, smoothing=0.1,
+               mininterval=1.0)
     t0 = time.perf_counter()
     snap = {"groups": 0, "images": 0, "failed": 0, "attempts": 0, "retried": []}
     try:
@@ -369,9 +375,9 @@ def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape,
                                                     failures=d["failures"], stats=d["stats"])
                 tasks.append(out)
             snap = ray.get(tracker.snapshot.remote())
-            bar.update(kept_groups + snap["groups"] - bar.n)
             rate = snap["images"] / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(img_s=f"{rate:.2f}", failed=kept_failed + snap["failed"], refresh=True)
+            bar.set_postfix(img_s=f"{rate:.2f}", failed=kept_failed + snap["failed"], refresh=False)
+            bar.update(kept_groups + snap["groups"] - bar.n)  # redraws at most once a second (mininterval)
     except BaseException:
         for ref in running:
             ray.cancel(ref, force=True)

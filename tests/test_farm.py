@@ -253,8 +253,14 @@ def test_s3_output_resume_and_repair(catalog, reference, local_ray, tmp_path):
         local = str(tmp_path / "back.tar")
         fs.get("synthgen/runs/tiny/shards/val-000000.tar", local)
         assert len(shards.validate_tar(local)) == 2
-        # damage one shard in the bucket: a re-run renders exactly that shard again
+        from synthgen.cli import main
+
+        opt_args = [a for k, v in server.storage_options().items() for a in ("--storage-option", f"{k}={v}")]
+        assert main(["inspect", url, *opt_args]) == 0
+        # damage one shard in the bucket: inspect names it, a re-run renders exactly that shard again
         fs.pipe("synthgen/runs/tiny/shards/train-000001.tar", b"not a tar")
+        lines, problems = dataset.inspect(url, server.storage_options())
+        assert problems == [f"{url}/shards/train-000001.tar: sha256 differs from dataset.json (changed or truncated)"]
         summary = farm.run_farm(job, url, opts, progress=False)
         assert summary["report"]["shards"]["rendered"] == 1
         assert summary["report"]["shards"]["kept_from_before"] == 2
@@ -332,6 +338,9 @@ def test_worker_shape_errors():
         farm.resolve_shape([NODE], farm.FarmOptions(), "gpu")
     with pytest.raises(ValueError, match="--cpus-per-worker"):
         farm.resolve_shape([NODE], farm.FarmOptions(cpus_per_worker=0), "auto")
+    with pytest.raises(ValueError, match=r"^no Ray node fits a worker of 32 CPUs and 0 GPUs \(16 CPUs/0 GPUs\)"):
+        farm.resolve_shape([NODE], farm.FarmOptions(cpus_per_worker=32), "auto", can_grow=False)
+    assert farm.resolve_shape([NODE], farm.FarmOptions(cpus_per_worker=32), "auto").in_flight == 64  # autoscaler
 
 
 def test_render_cli_errors(tmp_path, capsys):
