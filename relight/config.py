@@ -53,7 +53,7 @@ _CHOICES = {
     "train.mixed_precision": ("auto", "no", "bf16", "fp16"),
     "model.source": ("tiny", "pretrained"),
     "model.text": ("null", "hashed", "clip"),
-    "model.prediction_type": ("epsilon", "v_prediction"),
+    "model.prediction_type": ("epsilon", "v_prediction", "sample"),
 }
 _POSITIVE = ("train.max_steps", "train.batch_size", "train.grad_accum", "train.lr", "train.log_every",
              "train.checkpoint_every", "train.keep_checkpoints", "train.val_steps")

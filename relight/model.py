@@ -36,7 +36,7 @@ class ModelConfig:
     pretrained: str = ""  # local SD folder, for source = "pretrained"
     env_hdr: bool = False  # add a log-HDR env condition (Neural Gaffer); 4 inputs instead of 3
     text: str = "null"  # null (learned null token) | hashed (bag of words) | clip (from the checkpoint)
-    prediction_type: str = "epsilon"  # epsilon | v_prediction
+    prediction_type: str = "epsilon"  # epsilon | v_prediction | sample (x0: converges fastest for small models)
     zero_snr: bool = False  # rescale betas to zero terminal SNR (very dark/bright targets)
     # tiny configuration only
     block_channels: list[int] = field(default_factory=lambda: [32, 64, 64])

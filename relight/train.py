@@ -102,7 +102,8 @@ def diffusion_loss(model: RelightModel, unet: torch.nn.Module, batch: dict[str, 
     sched = model.scheduler
     t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=generator).to(device)
     noisy = sched.add_noise(z, noise, t)
-    goal = noise if sched.config.prediction_type == "epsilon" else sched.get_velocity(z, noise, t)
+    kind = sched.config.prediction_type
+    goal = noise if kind == "epsilon" else z if kind == "sample" else sched.get_velocity(z, noise, t)
     ctx = torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
     with ctx:
         pred = unet(unet_input(noisy, conds), t, encoder_hidden_states=hidden).sample

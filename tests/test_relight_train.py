@@ -155,3 +155,14 @@ def test_trains_on_shards_synthgen_rendered_with_blender(blender_dataset, tmp_pa
     # no val split in this dataset: validation falls back to the first train pairs, and still runs
     assert [r["step"] for r in rows if r["val_psnr_masked"]] == ["3", "6"]
     assert os.path.isfile(os.path.join(out, "validation", "step-000006.png"))
+
+
+@pytest.mark.parametrize("kind", ["sample", "v_prediction"])
+def test_other_prediction_types_train_and_export(spheres, tmp_path, kind):
+    out = str(tmp_path / kind)
+    train.run(_cfg("train.max_steps=2", "train.validate_every=0", f"model.prediction_type='{kind}'"),
+              spheres, out, progress=False)
+    pipe = RelightPipeline.from_pretrained(os.path.join(out, "model"))
+    assert pipe.scheduler.config.prediction_type == kind
+    pipe.set_progress_bar_config(disable=True)
+    assert torch.isfinite(pipe(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), num_inference_steps=2)).all()
