@@ -108,13 +108,17 @@ def cmd_infer(args) -> int:
         raise inputs.InputError(f"--rotations {args.rotations}: must be >= 1")
     settings = _settings(args)
     settings.check()
+    infer.set_threads(args.threads)
+    for flag, path in (("--image", args.image), ("--mask", args.mask)):
+        if path and not os.path.isfile(path):
+            raise inputs.InputError(f"{flag} {path}: file not found")
+    lights = [inputs.resolve_env(spec, args.catalog) for spec in args.env]
     pipe = infer.load_pipeline(args.model, args.scheduler, args.device)
     geo = inputs.model_geometry(args.model, pipe, args.size)
     portrait, mask = inputs.load_portrait(args.image, geo.resolution, args.mask, use_alpha=not args.no_mask)
     if args.prompt is not None and not infer.has_text(pipe):
         print("note: this model has no text condition; --prompt is ignored (two-branch guidance)", file=sys.stderr)
         settings.prompt = None
-    lights = [inputs.resolve_env(spec, args.catalog) for spec in args.env]
     angles = [args.rotate + 360.0 * k / args.rotations for k in range(args.rotations)]
     conds, labels = [], []
     for light in lights:
@@ -146,6 +150,9 @@ def cmd_infer(args) -> int:
 def cmd_eval(args) -> int:
     from relight import evaluate
 
+    from relight import infer
+
+    infer.set_threads(args.threads)
     pairs = args.pairs if args.pairs == "all" else _positive_int("--pairs", args.pairs)
     opts = evaluate.EvalOptions(split=args.split, pairs=pairs, batch_size=args.batch, grid_rows=args.grid_rows,
                                 size=args.size, device=args.device, lpips_weights=args.lpips_weights,
@@ -191,6 +198,8 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-guidance", type=float, default=2.0, help="text guidance l_T (default 2, the paper's)")
     p.add_argument("--size", type=int, help="portrait side in px (default: the model's training resolution)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default torch's; 1 is fastest for the tiny model "
+                                               "on a busy machine)")
 
 
 def add_inference_parsers(sub) -> None:

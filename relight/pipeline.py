@@ -56,11 +56,13 @@ class RelightPipeline(DiffusionPipeline):
                  prompt: str | list[str] | None = None, num_inference_steps: int = 20,
                  image_guidance_scale: float = 3.0, guidance_scale: float = 2.0,
                  generator: torch.Generator | None = None, batched_branches: bool = True,
-                 output_type: str = "pt"):
+                 output_type: str = "pt", latents: torch.Tensor | None = None):
         """Relight ``portrait`` (B, 3, H, W) in [0, 1] under ``env`` (B, 3, h, w) LDR in [0, 1].
 
         ``prompt`` None: two-branch guidance (portrait scale only). Returns
         (B, 3, H, W) in [0, 1] (``output_type="pt"``), or a list of PIL images ("pil").
+        ``latents``: the initial noise (B, C, h, w) instead of drawing it from ``generator``
+        (e.g. one noise for every frame of a turning light).
         """
         device = self._execution_device
         dtype = self.unet.dtype
@@ -84,8 +86,12 @@ class RelightPipeline(DiffusionPipeline):
         hidden = torch.cat([text if keep_t else empty for _, keep_t in branches])
 
         h, w = c_img.shape[-2:]
-        latents = torch.randn((b, self.latent_channels, h, w), generator=generator,
-                              device="cpu", dtype=torch.float32).to(device, dtype)
+        if latents is None:
+            latents = torch.randn((b, self.latent_channels, h, w), generator=generator,
+                                  device="cpu", dtype=torch.float32)
+        elif latents.shape != (b, self.latent_channels, h, w):
+            raise ValueError(f"latents shape {tuple(latents.shape)}, expected {(b, self.latent_channels, h, w)}")
+        latents = latents.to(device, dtype)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         latents = latents * self.scheduler.init_noise_sigma
         n = len(branches)
