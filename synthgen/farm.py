@@ -228,6 +228,7 @@ def render_shard_task(dest: storage.Dest, shard: str, rows: list[dict[str, Any]]
             "cpus": shape.cpus, "gpus": shape.gpus, "device": blender.device,
             "groups": result.record.groups, "failed": len(result.failures),
             "images": sum(len(r["lightings"]) for r in rows if r["key"] not in failed_keys),
+            "blender_cpu_s": sum(st["cpu_s"] for st in result.stats),
             "process": {k: after[k] - before[k] for k in after if k != "peak_rss_bytes"}
                        | {"peak_rss_bytes": after["peak_rss_bytes"]},
         },

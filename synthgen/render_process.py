@@ -100,6 +100,7 @@ class Channel:
 class Timings:
     setup_s: float = 0.0
     render_s: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # CPU seconds of the Blender process (all threads) for the group
 
 
 @dataclass

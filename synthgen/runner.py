@@ -75,9 +75,11 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
 
     def produce():
         for row in rows:
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             try:
                 renders, timings = renderer.render_group(row)
+                cpu_s = getattr(timings, "cpu_s", None)  # a BlenderProcess measures its child
+                cpu_s = time.process_time() - cpu0 if cpu_s is None else cpu_s
                 sample = samples.build_sample(row, renders, {lt["hdri_uri"]: hdris[lt["hdri_uri"]]
                                                             for lt in row["lightings"]}, job, software)
             except Exception as e:  # a bad asset or a Blender error fails the group, not the job
@@ -94,7 +96,7 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
             result.stats.append({
                 "key": row["key"], "shard": shard, "device": renderer.device, "host": socket.gethostname(),
                 "pid": getattr(renderer, "pid", os.getpid()),
-                "setup_s": timings.setup_s, "render_s": timings.render_s,
+                "setup_s": timings.setup_s, "render_s": timings.render_s, "cpu_s": cpu_s,
                 "wall_s": time.perf_counter() - t0,
             })
             if on_group:

@@ -12,6 +12,7 @@ import ctypes
 import os
 import signal
 import sys
+import time
 import traceback
 
 from synthgen.render_process import Channel
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if msg[0] == "exit":
             return 0
         row = msg[1]
+        cpu = time.process_time()  # all of Blender's threads
         try:
             renders, timings = renderer.render_group(row)
         except Exception as e:  # the group fails, Blender lives on
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         finally:
             sys.stdout.flush()
-        chan.send(("ok", renders, {"setup_s": timings.setup_s, "render_s": list(timings.render_s)}))
+        chan.send(("ok", renders, {"setup_s": timings.setup_s, "render_s": list(timings.render_s),
+                                   "cpu_s": time.process_time() - cpu}))
 
 
 if __name__ == "__main__":
