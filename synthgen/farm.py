@@ -260,7 +260,9 @@ class Progress:
                 "attempts": sum(self.starts.values()), "retried": [s for s, n in self.starts.items() if n > 1]}
 
 
-_remote_task = ray.remote(max_retries=3, retry_exceptions=[OSError])(render_shard_task)
+# OSError: a failed upload or a full disk; BlenderStartError: e.g. a start-up timeout on a loaded node.
+# Both are worth another try (maybe elsewhere); a worker that died is retried by Ray in any case.
+_remote_task = ray.remote(max_retries=3, retry_exceptions=[OSError, BlenderStartError])(render_shard_task)
 
 
 # -- the driver -----------------------------------------------------------------
@@ -363,7 +365,7 @@ def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape,
                     out = ray.get(ref)
                 except ray.exceptions.RayError as e:
                     errors[shard] = _error_line(e)
-                    if isinstance(getattr(e, "cause", None), BlenderStartError):
+                    if isinstance(getattr(e, "cause", None), BlenderStartError):  # even after retries
                         raise FarmError(f"{shard}: {errors[shard]}") from None  # every task would fail the same way
                     continue
                 rec_rel = f"{runner.COMPLETED_DIR}/{shard}.json"

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from assets_manifest import hdri_io
 from synthgen import dataset, plan as planning, samples, shards
 from synthgen.job import Job, JobError
-from synthgen.render_process import GroupFailed
+from synthgen.render_process import BlenderStartError, GroupFailed
 
 COMPLETED_DIR = "completed"
 
@@ -82,6 +82,8 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
                 cpu_s = time.process_time() - cpu0 if cpu_s is None else cpu_s
                 sample = samples.build_sample(row, renders, {lt["hdri_uri"]: hdris[lt["hdri_uri"]]
                                                             for lt in row["lightings"]}, job, software)
+            except BlenderStartError:
+                raise  # no Blender at all (not installed, no GPU): the task fails, not its groups
             except Exception as e:  # a bad asset or a Blender error fails the group, not the job
                 result.failures.append({
                     "group_index": row["group_index"], "key": row["key"], "split": row["split"],

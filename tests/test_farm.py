@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ pytest.importorskip("ray")
 
 from assets_manifest import hdri_io, procedural_hdri  # noqa: E402
 from synthgen import dataset, farm, job as jobs, plan as planning, runner, shards  # noqa: E402
-from synthgen.render_process import BlenderProcess, GroupFailed  # noqa: E402
+from synthgen.render_process import BlenderProcess, BlenderStartError, GroupFailed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOB = os.path.join(ROOT, "jobs", "quickstart.toml")
@@ -305,6 +306,15 @@ def test_blender_process_timeout_crash_error_and_rss_recycling(catalog, tmp_path
     assert bp.stats.recycled_rss == 1 and bp.proc is None and bp.stats.peak_rss_bytes > 50 * 2**20
     bp.close()
     assert os.path.getsize(log) > 0  # Blender's console output went to the log
+
+
+@pytest.mark.skipif(bool(shutil.which("nvidia-smi")), reason="this machine may have a GPU Cycles can use")
+def test_blender_that_cannot_start_is_a_start_error(catalog):
+    cfg = dict(load_job(catalog).to_dict()["render"], device="gpu")
+    bp = BlenderProcess(cfg)
+    with pytest.raises(BlenderStartError, match=r"^RuntimeError: render.device = 'gpu' but Cycles found no "):
+        bp.software  # noqa: B018 (starting Blender is the point)
+    assert bp.proc is None
 
 
 def _wait_for(cond, timeout: float = 120.0) -> None:
