@@ -151,7 +151,7 @@ def evaluate(model_dir: str, shards, out_dir: str, settings: Settings = Settings
             "sizes_from": geo.source, "steps": settings.steps, "scheduler": settings.scheduler,
             "image_guidance": settings.image_guidance,
             "text_guidance": settings.text_guidance if text else None, "text": text, "seed": settings.seed,
-            "lpips": bool(lpips) and f"LPIPS v0.1 {lpips.net}", "identity": bool(ident),
+            "lpips": f"LPIPS v0.1 {lpips.net}" if lpips is not None else None, "identity": ident is not None,
             "wall_s": wall, "s_per_pair": wall / n_pairs, "device": str(device)}
     paths["metrics_md"] = _write_markdown(os.path.join(out_dir, "metrics.md"), table, columns, info)
     overall = {r["method"]: {c: r[c] for c in columns} for r in table if r["hdri"] == "all"}
