@@ -28,12 +28,19 @@ demo: install
 	$(BIN)/synthgen inspect $(OUT)/quickstart
 	$(BIN)/relight train --shards $(OUT)/quickstart --out $(OUT)/quickstart-train \
 		--config jobs/relight_tiny.toml --resume
+	$(BIN)/relight extract --shards $(OUT)/quickstart --split test --out $(OUT)/quickstart-relit/input.png
+	$(BIN)/relight infer --model $(OUT)/quickstart-train/model --image $(OUT)/quickstart-relit/input.png \
+		--env studio --env sunset --env forest --rotations 8 --out $(OUT)/quickstart-relit/relit.png
+	$(BIN)/relight eval --model $(OUT)/quickstart-train/model --shards $(OUT)/quickstart \
+		--out $(OUT)/quickstart-eval -q
 	@echo
 	@echo "Built-in catalog:   $(OUT)/catalog/manifest.parquet  (contact sheet: $(OUT)/catalog/preview.png)"
 	@echo "Quickstart dataset: $(OUT)/quickstart/dataset.json   (shards in $(OUT)/quickstart/shards/)"
 	@echo "Contact sheet:      $(OUT)/quickstart/preview.png"
 	@echo "Trained tiny model: $(OUT)/quickstart-train/model  (loss curve: $(OUT)/quickstart-train/loss.png,"
 	@echo "                    validation grids: $(OUT)/quickstart-train/validation/)"
+	@echo "Relit held-out render: $(OUT)/quickstart-relit/relit.png (animated: $(OUT)/quickstart-relit/relit.gif)"
+	@echo "Evaluation:            $(OUT)/quickstart-eval/metrics.md (grid: $(OUT)/quickstart-eval/grid.png)"
 
 test: install
 	$(BIN)/python -m pytest -q
