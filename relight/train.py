@@ -180,7 +180,8 @@ def _val_batch(shards, cfg: config_mod.TrainConfig) -> dict[str, Any] | None:
     """A fixed set of held-out pairs: the val split when the dataset has one, else the first train pairs."""
     for split in ("val", "train"):
         try:
-            items = list(itertools.islice(data_mod.iter_pairs(shards, split, cfg.data, pairs=1),
+            # two pairs per group: several groups and, in a small val split, enough rows
+            items = list(itertools.islice(data_mod.iter_pairs(shards, split, cfg.data, pairs=2),
                                           cfg.train.val_pairs))
         except data_mod.DataError:
             continue
