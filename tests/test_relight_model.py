@@ -183,7 +183,7 @@ def test_config_errors_name_the_key(tmp_path):
         config_mod.load(None, ["train.dropout_env=1.5"])
     with pytest.raises(ValueError, match=r"model\.text = 'bert'"):
         config_mod.load(None, ["model.text='bert'"])
-    with pytest.raises(ValueError, match=r"data\.resolution = 36 must be a multiple of 4"):
+    with pytest.raises(ValueError, match=r"data\.resolution = 30 must be a multiple of 4"):
         config_mod.load(None, ["data.resolution=30"])
     bad = tmp_path / "bad.toml"
     bad.write_text("[train\nmax_steps = 3\n")
