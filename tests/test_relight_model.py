@@ -196,7 +196,7 @@ def test_config_errors_name_the_key(tmp_path):
 def test_shipped_training_configs_parse():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     tiny = config_mod.load(os.path.join(root, "jobs", "relight_tiny.toml"))
-    assert tiny.model.source == "tiny" and tiny.data.resolution == 64
+    assert tiny.model.source == "tiny" and tiny.data.resolution == 32 and tiny.model.prediction_type == "sample"
     with pytest.raises(ValueError, match="needs model.pretrained"):
         config_mod.load(os.path.join(root, "jobs", "relight_sd15.toml"))
     sd = config_mod.load(os.path.join(root, "jobs", "relight_sd15.toml"), ["model.pretrained='/models/sd15'"])
