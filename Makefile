@@ -46,7 +46,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # A trainer's environment has no bpy, hence numpy 2: show that `.[train]` alone
-# resolves and imports relight and the shard format there.
+# resolves, imports relight and the shard format, and trains (2 steps on fixture shards) there.
 train-env-check:
 	rm -rf .venv-train
 	$(PYTHON) -m venv .venv-train
@@ -56,6 +56,10 @@ train-env-check:
 assert int(numpy.__version__.split('.')[0]) >= 2, numpy.__version__; \
 print('train env OK: numpy', numpy.__version__, '| shard format', f.FORMAT)"
 	cd /tmp && $(CURDIR)/.venv-train/bin/relight envmap --env procedural:studio:3 --rotate 90 --out /tmp/train-env-check.png
+	rm -rf /tmp/train-env-check-ds /tmp/train-env-check-run
+	cd /tmp && $(CURDIR)/.venv-train/bin/python $(CURDIR)/tests/relight_fixtures.py /tmp/train-env-check-ds 8 32
+	cd /tmp && $(CURDIR)/.venv-train/bin/relight train --shards /tmp/train-env-check-ds --out /tmp/train-env-check-run \
+		--max-steps 2 --set train.validate_every=0 --set data.resolution=32 --set 'data.env_size=[32, 32]'
 
 clean:
 	rm -rf $(VENV) .venv-train $(OUT)
