@@ -289,7 +289,7 @@ def run(cfg: config_mod.TrainConfig, shards, out_dir: str, resume: bool = False,
     gen = torch.Generator().manual_seed(tcfg.seed * 7919 + dist.rank * 104729 + start)
     log = _CsvLog(os.path.join(out_dir, "train_log.csv"), start) if dist.is_main else None
     bar = tqdm(total=tcfg.max_steps, initial=start, desc="train", unit="step",
-               disable=not (progress and dist.is_main), dynamic_ncols=True)
+               disable=not (progress and dist.is_main), dynamic_ncols=True, mininterval=1.0)
 
     def batches():
         while True:
