@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relight.model import ModelConfig
-from synthgen.job import _coerce, _suggest, parse_override
+from synthgen.job import JobError, _coerce, fill_sections, parse_override
 
 
 class ConfigError(ValueError):
@@ -79,31 +79,20 @@ class TrainConfig:
         return d
 
 
+def _coerce_value(where: str, key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, tuple):  # data.env_size: a TOML list of numbers
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            raise ConfigError(f"{where}: {key} must be a list of {len(default)} numbers, got {value!r}")
+        return tuple(value)
+    return _coerce(where, key, value, default)
+
+
 def from_dict(data: dict[str, Any], where: str = "<config>") -> TrainConfig:
     cfg = TrainConfig(source=where)
-    sections = ("model", "data", "train")
-    for sec_name, sec_val in data.items():
-        if sec_name not in sections:
-            raise ConfigError(f"{where}: unknown section [{sec_name}]{_suggest(sec_name, list(sections))}")
-        if not isinstance(sec_val, dict):
-            raise ConfigError(f"{where}: [{sec_name}] must be a table")
-        section = getattr(cfg, sec_name)
-        names = [f.name for f in dataclasses.fields(section)]
-        for key, value in sec_val.items():
-            dotted = f"{sec_name}.{key}"
-            if key not in names:
-                raise ConfigError(f"{where}: {dotted}: unknown key{_suggest(dotted, [f'{sec_name}.{n}' for n in names])}")
-            default = getattr(section, key)
-            if isinstance(default, tuple):
-                if not isinstance(value, (list, tuple)) or len(value) != len(default):
-                    raise ConfigError(f"{where}: {dotted} must be a list of {len(default)} numbers, got {value!r}")
-                value = tuple(value)
-            else:
-                try:
-                    value = _coerce(where, dotted, value, default)
-                except ValueError as e:
-                    raise ConfigError(str(e)) from None
-            setattr(section, key, value)
+    try:
+        fill_sections(cfg, data, ["model", "data", "train"], where, coerce=_coerce_value)
+    except JobError as e:
+        raise ConfigError(str(e)) from None
     check(cfg)
     return cfg
 

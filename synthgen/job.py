@@ -151,20 +151,30 @@ def _coerce(where: str, key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def from_dict(data: dict[str, Any], where: str = "<job>") -> Job:
-    job = Job(source=where)
+def fill_sections(obj: Any, data: dict[str, Any], sections: list[str], where: str, coerce=None) -> None:
+    """Set ``obj.<section>.<key>`` from a TOML-shaped dict; unknown sections/keys and bad types raise JobError.
+
+    Shared by job files and relight's training configs, so both give the same
+    one-line messages (with "did you mean").
+    """
+    coerce = coerce or _coerce
     for sec_name, sec_val in data.items():
-        if sec_name not in SECTIONS:
-            raise JobError(f"{where}: unknown section [{sec_name}]{_suggest(sec_name, list(SECTIONS))}")
+        if sec_name not in sections:
+            raise JobError(f"{where}: unknown section [{sec_name}]{_suggest(sec_name, list(sections))}")
         if not isinstance(sec_val, dict):
             raise JobError(f"{where}: [{sec_name}] must be a table")
-        section = getattr(job, sec_name)
+        section = getattr(obj, sec_name)
         names = [f.name for f in dataclasses.fields(section)]
         for key, value in sec_val.items():
             dotted = f"{sec_name}.{key}"
             if key not in names:
                 raise JobError(f"{where}: {dotted}: unknown key{_suggest(dotted, [f'{sec_name}.{n}' for n in names])}")
-            setattr(section, key, _coerce(where, dotted, value, getattr(section, key)))
+            setattr(section, key, coerce(where, dotted, value, getattr(section, key)))
+
+
+def from_dict(data: dict[str, Any], where: str = "<job>") -> Job:
+    job = Job(source=where)
+    fill_sections(job, data, list(SECTIONS), where)
     check(job)
     return job
 
