@@ -320,7 +320,8 @@ def run_farm(job: Job, out: str, opts: FarmOptions | None = None, progress: bool
             nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
             shape = resolve_shape(nodes, opts, job.render.device, job.render.threads, can_grow=not local)
             shape_dict = asdict(shape)
-            snap = _run_tasks(job, dest, by_shard, pending, results, tasks, shape, opts, progress)
+            snap = _run_tasks(job, dest, by_shard, pending, results, tasks, shape, opts, progress,
+                                  cancel_on_stop=not started_ray)
     finally:
         if started_ray:
             ray.shutdown()
@@ -337,7 +338,8 @@ def run_farm(job: Job, out: str, opts: FarmOptions | None = None, progress: bool
     return summary
 
 
-def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape, opts: FarmOptions, show: bool):
+def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape, opts: FarmOptions, show: bool,
+               cancel_on_stop: bool = True):
     total = sum(len(rows) for rows in by_shard.values())
     kept_groups = sum(r.record.groups + len(r.failures) for r in results.values())
     kept_failed = sum(len(r.failures) for r in results.values())
@@ -382,8 +384,13 @@ def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape,
             bar.set_postfix(img_s=f"{rate:.2f}", failed=kept_failed + snap["failed"], refresh=False)
             bar.update(kept_groups + snap["groups"] - bar.n)  # redraws at most once a second (mininterval)
     except BaseException:
-        for ref in running:
-            ray.cancel(ref, force=True)
+        # A Ray this driver started is shut down right after, which ends its workers; force-cancelling
+        # there too raced with task replies and aborted the driver inside Ray (task_manager.cc
+        # "Tried to complete task that was not pending") instead of exiting 130. On a shared
+        # cluster the tasks must be cancelled.
+        if cancel_on_stop:
+            for ref in running:
+                ray.cancel(ref, force=True)
         raise
     finally:
         bar.close()
