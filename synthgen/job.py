@@ -47,6 +47,7 @@ class RenderSection:
     adaptive_threshold: float = _r(0.0, 1.0, default=0.02)  # 0 turns adaptive sampling off
     denoise: bool = True
     max_bounces: int = _r(0, 64, default=6)
+    world_map_resolution: int = _r(0, 16384, default=0)  # Cycles' world importance map; 0 = 2x the HDR map's width
     device: str = "auto"  # auto | cpu | gpu
     threads: int = _r(0, 1024, default=0)  # 0 = all the cores this worker has
     passes: list[str] = field(default_factory=lambda: ["albedo", "normal", "depth"])

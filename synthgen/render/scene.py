@@ -19,6 +19,12 @@ sampling method), which would dominate small renders:
   off so that this stays exact;
 * lightings are rendered grouped by HDR map, so a map is loaded into the
   world once per run of lightings that use it.
+
+A map change still makes Cycles rebuild the world's importance map. Left on
+"Automatic", Cycles evaluates the world at 4096 x 2048 whatever the map's size
+(0.85 s on 2 cores); :func:`world_map_resolution` uses twice the map's width
+instead (2048 for the 1K maps), which measured as noisy as 4096 after
+denoising at a fifth of the cost (``benchmarks/world_importance.py``).
 """
 
 from __future__ import annotations
@@ -70,27 +76,35 @@ def configure_device(scene, want: str) -> str:
     return "CPU"
 
 
+def world_map_resolution(map_width: int, configured: int = 0) -> int:
+    """Width of Cycles' importance map for an HDR map ``map_width`` pixels wide.
+
+    ``configured`` > 0 wins. Otherwise twice the map's width, but never less than
+    the map itself nor more than 4096 unless the map is wider (what Cycles'
+    "Automatic" uses for any map without a sky-texture sun).
+    """
+    if configured > 0:
+        return configured
+    return max(min(2 * map_width, 4096), map_width, 64)
+
+
 def _world_nodes(scene):
+    """Environment texture -> Background. Rotation, exposure and white balance are not in the
+    shader (see the module docstring): every extra node is evaluated 8 M times per importance map."""
     world = bpy.data.worlds.new("synthgen_world")
     scene.world = world
     world.use_nodes = True
+    world.cycles.sampling_method = "MANUAL"  # resolution set per map in GroupRenderer.render_lighting
     nt = world.node_tree
     nt.nodes.clear()
     coord = nt.nodes.new("ShaderNodeTexCoord")
-    mapping = nt.nodes.new("ShaderNodeMapping")
     env = nt.nodes.new("ShaderNodeTexEnvironment")
-    mix = nt.nodes.new("ShaderNodeMix")
-    mix.data_type = "RGBA"
-    mix.blend_type = "MULTIPLY"
-    mix.inputs["Factor"].default_value = 1.0
     bg = nt.nodes.new("ShaderNodeBackground")
     out = nt.nodes.new("ShaderNodeOutputWorld")
-    nt.links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
-    nt.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
-    nt.links.new(env.outputs["Color"], mix.inputs[6])  # A (colour)
-    nt.links.new(mix.outputs[2], bg.inputs["Color"])  # Result (colour)
+    nt.links.new(coord.outputs["Generated"], env.inputs["Vector"])
+    nt.links.new(env.outputs["Color"], bg.inputs["Color"])
     nt.links.new(bg.outputs["Background"], out.inputs["Surface"])
-    return {"mapping": mapping, "env": env, "mix": mix, "background": bg}
+    return {"world": world, "coord": coord, "env": env, "background": bg}
 
 
 def _is_procedural_head(path: str) -> bool:
@@ -262,10 +276,16 @@ class GroupRenderer:
     def render_lighting(self, lighting: dict[str, Any], want_passes: bool) -> tuple[np.ndarray, dict, float]:
         """Linear premultiplied RGBA under ``lighting`` (+ passes), and Cycles' render-call seconds."""
         if lighting["hdri_uri"] != self.current_hdri:
-            self.world["env"].image = self._image(lighting["hdri_uri"])
+            image = self._image(lighting["hdri_uri"])
+            self.world["env"].image = image
+            self.world["world"].cycles.sample_map_resolution = world_map_resolution(
+                image.size[0], self.cfg.get("world_map_resolution", 0))
             self.current_hdri = lighting["hdri_uri"]
         self.rig.rotation_euler = (0.0, 0.0, math.radians(camera_env.scene_turn_deg(lighting["rotation_deg"])))
         self.scene.cycles.seed = lighting["cycles_seed"]
+        # Setting a Cycles property from Python does not tag the scene for an update, and with
+        # persistent data Cycles would keep rendering with the first render's seed (a test checks).
+        self.scene.update_tag()
         with redirect_fd1(self.log_path):
             out = render_passes.render_to_arrays(self.scene, self.tmp_dir)
         rgba = out["rgba"]
