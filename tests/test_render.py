@@ -209,6 +209,8 @@ for g in json.loads(sys.argv[4]):  # groups rendered in this order in one Blende
     out[f"group{g}"] = np.stack(r.render_group(rows[g])[0].rgba)
 lt = rows[g]["lightings"][0]
 out["reseeded"] = r.render_lighting(dict(lt, cycles_seed=lt["cycles_seed"] + 1), False)[0]
+world = r.world["world"].cycles
+out["world"] = np.array([world.sampling_method == "MANUAL", world.sample_map_resolution, r.world["env"].image.size[0]])
 np.savez(sys.argv[5], **out)
 """
 
@@ -230,3 +232,12 @@ def test_renders_follow_the_planned_seed_not_the_sessions_history(catalog, tmp_p
     np.testing.assert_array_equal(after, fresh)
     # a different seed gives different noise (4 samples, no denoising): the seed reaches Cycles
     assert np.abs(runs["fresh"]["reseeded"] - fresh[0]).max() > 1e-3
+    manual, resolution, map_width = runs["fresh"]["world"]
+    assert manual and map_width == 256 and resolution == 512  # importance map at twice the map's width
+
+
+def test_world_map_resolution_rule():
+    from synthgen.render.scene import world_map_resolution
+
+    assert [world_map_resolution(w) for w in (16, 256, 1024, 2048, 4096, 8192)] == [64, 512, 2048, 4096, 4096, 8192]
+    assert world_map_resolution(1024, configured=700) == 700
