@@ -44,7 +44,9 @@ class SplitsSection:
 class RenderSection:
     resolution: int = _r(16, 8192, default=128)
     samples: int = _r(1, 1 << 16, default=16)
-    adaptive_threshold: float = _r(0.0, 1.0, default=0.02)  # 0 turns adaptive sampling off
+    # 0 = off (the default): with adaptive sampling on, when Cycles checks convergence depends on timing,
+    # so a few pixels can differ by 1/255 between runs and worker counts
+    adaptive_threshold: float = _r(0.0, 1.0, default=0.0)
     denoise: bool = True
     max_bounces: int = _r(0, 64, default=6)
     world_map_resolution: int = _r(0, 16384, default=0)  # Cycles' world importance map; 0 = 2x the HDR map's width
