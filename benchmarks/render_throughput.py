@@ -126,9 +126,8 @@ def main() -> int:
     overrides = [f'job.catalogs=["{os.path.abspath(args.catalog)}"]', f"splits.train={args.groups}",
                  "splits.val=0", "splits.test=0", f"lighting.hdris_per_group={args.hdris}", f"lighting.rotations_per_hdri={args.rotations}",
                  f"render.resolution={args.resolution}", f"render.samples={args.samples}",
-                 f"job.shard_size={args.groups}", 'job.id="bench"']
-    if args.workers:  # shards of one group, so that the workers share the job
-        overrides[-2] = "job.shard_size=1"
+                 # with workers, shards of one group, so that the workers share the job
+                 f"job.shard_size={1 if args.workers else args.groups}", 'job.id="bench"']
     job = jobs.load(args.job, overrides)
     work = tempfile.mkdtemp(prefix="synthgen-bench-")
     try:

@@ -5,9 +5,8 @@ each group it swaps the head and moves the camera; persistent data is on,
 so the BVH and kernels are reused across the K renders of a group.
 
 Lightings are applied without touching the world shader unless the HDR map
-itself changes, because any world-shader update costs Cycles a fixed ~2 s
-(measured here: "Importance map" stage, whatever the map size or world
-sampling method), which would dominate small renders:
+itself changes, because any world-shader update makes Cycles rebuild the
+world's importance map, which would dominate small renders:
 
 * azimuth rotation: the head and camera sit under a rig that turns about Z
   (:func:`synthgen.camera_env.scene_turn_deg`) instead of turning the world
@@ -20,11 +19,11 @@ sampling method), which would dominate small renders:
 * lightings are rendered grouped by HDR map, so a map is loaded into the
   world once per run of lightings that use it.
 
-A map change still makes Cycles rebuild the world's importance map. Left on
-"Automatic", Cycles evaluates the world at 4096 x 2048 whatever the map's size
-(0.85 s on 2 cores); :func:`world_map_resolution` uses twice the map's width
-instead (2048 for the 1K maps), which measured as noisy as 4096 after
-denoising at a fifth of the cost (``benchmarks/world_importance.py``).
+A map change still pays for that rebuild. Left on "Automatic", Cycles
+evaluates the world at 4096 x 2048 whatever the map's size (0.7-0.8 s on 2
+cores); :func:`world_map_resolution` uses twice the map's width instead (2048
+for the 1K maps), measured as noisy as 4096 after denoising at about a
+quarter of the cost (``benchmarks/world_importance.py``).
 """
 
 from __future__ import annotations
@@ -278,8 +277,10 @@ class GroupRenderer:
         if lighting["hdri_uri"] != self.current_hdri:
             image = self._image(lighting["hdri_uri"])
             self.world["env"].image = image
-            self.world["world"].cycles.sample_map_resolution = world_map_resolution(
-                image.size[0], self.cfg.get("world_map_resolution", 0))
+            world = self.world["world"]
+            world.cycles.sample_map_resolution = world_map_resolution(image.size[0],
+                                                                      self.cfg.get("world_map_resolution", 0))
+            world.update_tag()  # as for the seed below: a Python-side Cycles setting is not seen otherwise
             self.current_hdri = lighting["hdri_uri"]
         self.rig.rotation_euler = (0.0, 0.0, math.radians(camera_env.scene_turn_deg(lighting["rotation_deg"])))
         self.scene.cycles.seed = lighting["cycles_seed"]
