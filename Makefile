@@ -1,19 +1,24 @@
 # Two commands do all the set-up: `make demo` and `make test`.
-# Each creates .venv with Python 3.11 and installs what it needs first.
-PYTHON ?= python3.11
+# Each creates .venv with Python 3.13 (bpy 5.2 is cp313 only) and installs
+# what it needs first. scripts/find-python finds 3.13 (PATH, pyenv, uv, ...)
+# or stops with a one-line message saying what to install; PYTHON=... overrides.
+# The trainer-only check runs on the oldest Python the package supports and on 3.13.
+TRAIN_PYTHON_VERSIONS := 3.11 3.13
+PYTHON ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
-# CPU torch pin for machines without a GPU (CI, laptops); users keep pyproject's ranges.
-PIP_INSTALL := $(BIN)/pip install -q -c constraints/cpu.txt
+# The torch version make and CI test with; users keep pyproject's ranges.
+PIP_INSTALL := $(BIN)/pip install -q -c constraints/ci.txt
 OUT    ?= out
 
 .PHONY: demo test install train-env-check clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@py="$(PYTHON)"; [ -n "$$py" ] || py=$$(scripts/find-python 3.13) || exit 1; \
+		echo "$$py -m venv $(VENV)"; "$$py" -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml constraints/cpu.txt | $(BIN)/python
+$(VENV)/.installed: pyproject.toml constraints/ci.txt | $(BIN)/python
 	$(PIP_INSTALL) -e '.[render,farm,train,dev]'
 	touch $@
 
@@ -45,21 +50,30 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# A trainer's environment has no bpy, hence numpy 2: show that `.[train]` alone
-# resolves, imports relight and the shard format, and trains (2 steps on fixture shards) there.
-train-env-check:
-	rm -rf .venv-train
-	$(PYTHON) -m venv .venv-train
-	.venv-train/bin/pip install -q --upgrade pip
-	.venv-train/bin/pip install -q -c constraints/cpu.txt '.[train]'
-	cd /tmp && $(CURDIR)/.venv-train/bin/python -c "import numpy, relight, synthgen.shard_format as f, assets_manifest; \
+# A trainer's environment has no bpy and may be on an older Python: show that
+# `.[train]` alone resolves on the oldest supported Python and on 3.13, imports
+# relight and the shard format, refuses `synthgen render` in one line, and
+# trains (2 steps on fixture shards) there.
+train-env-check: $(foreach v,$(TRAIN_PYTHON_VERSIONS),train-env-check-$(v))
+
+train-env-check-%: TV = .venv-train-$*
+train-env-check-%: TT = /tmp/train-env-check-$*
+train-env-check-%:
+	rm -rf $(TV) $(TT) && mkdir -p $(TT)
+	@py=$$(scripts/find-python $*) || exit 1; echo "$$py -m venv $(TV)"; "$$py" -m venv $(TV)
+	$(TV)/bin/pip install -q --upgrade pip
+	$(TV)/bin/pip install -q -c constraints/ci.txt '.[train]'
+	cd $(TT) && $(CURDIR)/$(TV)/bin/python -c "import sys, numpy, relight, synthgen.shard_format as f, assets_manifest; \
 assert int(numpy.__version__.split('.')[0]) >= 2, numpy.__version__; \
-print('train env OK: numpy', numpy.__version__, '| shard format', f.FORMAT)"
-	cd /tmp && $(CURDIR)/.venv-train/bin/relight envmap --env procedural:studio:3 --rotate 90 --out /tmp/train-env-check.png
-	rm -rf /tmp/train-env-check-ds /tmp/train-env-check-run
-	cd /tmp && $(CURDIR)/.venv-train/bin/python $(CURDIR)/tests/relight_fixtures.py /tmp/train-env-check-ds 8 32
-	cd /tmp && $(CURDIR)/.venv-train/bin/relight train --shards /tmp/train-env-check-ds --out /tmp/train-env-check-run \
+print('train env OK: Python', sys.version.split()[0], '| numpy', numpy.__version__, '| shard format', f.FORMAT)"
+	cd $(TT) && $(CURDIR)/$(TV)/bin/relight envmap --env procedural:studio:3 --rotate 90 --out $(TT)/envmap.png
+	@# no bpy here: synthgen render stops with one line naming what to install, and writes nothing
+	cd $(TT) && ! $(CURDIR)/$(TV)/bin/synthgen render $(CURDIR)/jobs/quickstart.toml --local --out $(TT)/render 2>$(TT)/render.err
+	grep -q "pip install '.\[render\]'" $(TT)/render.err && test "$$(wc -l <$(TT)/render.err)" -eq 1 \
+		&& test ! -e $(TT)/render && cat $(TT)/render.err
+	cd $(TT) && $(CURDIR)/$(TV)/bin/python $(CURDIR)/tests/relight_fixtures.py $(TT)/ds 8 32
+	cd $(TT) && $(CURDIR)/$(TV)/bin/relight train --shards $(TT)/ds --out $(TT)/run \
 		--max-steps 2 --set train.validate_every=0 --set data.resolution=32 --set 'data.env_size=[32, 32]'
 
 clean:
-	rm -rf $(VENV) .venv-train $(OUT)
+	rm -rf $(VENV) .venv-train-* $(OUT)

@@ -119,9 +119,29 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def _bpy_missing(command: str) -> str | None:
+    """One line saying what to install when this Python has no bpy, else None."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("bpy") is not None:
+            return None
+    except ValueError:  # sys.modules["bpy"] is None: blocked on purpose
+        pass
+    py = "%d.%d" % sys.version_info[:2]
+    if sys.version_info[:2] != (3, 13):
+        return (f"{command} needs Blender's bpy 5.2, which is built for Python 3.13 only (this is Python {py}): "
+                "in a Python 3.13 environment, pip install '.[render]'")
+    return f"{command} needs Blender's bpy module: pip install '.[render]'"
+
+
 def cmd_render(args) -> int:
     from assets_manifest.schema import has_scheme
 
+    # A driver joining a cluster (--address) may lack bpy: its workers render.
+    if args.local or not (args.address or os.environ.get("RAY_ADDRESS")):
+        if missing := _bpy_missing("synthgen render"):
+            return _fail(missing)
     job = _job(args)
     out = _out(args, job)
     if args.local:
@@ -131,10 +151,6 @@ def cmd_render(args) -> int:
 
         try:
             summary = runner.run_local(job, out, resume=True, progress=not args.quiet)
-        except ModuleNotFoundError as e:
-            if e.name != "bpy":
-                raise
-            return _fail("synthgen render needs Blender's bpy module: pip install '.[render]' (Python 3.11)")
         except KeyboardInterrupt:
             return _fail(f"interrupted; finished shards in {out} are kept: run the same command again to resume", 130)
         report = None

@@ -50,6 +50,9 @@ class RenderSection:
     denoise: bool = True
     max_bounces: int = _r(0, 64, default=6)
     world_map_resolution: int = _r(0, 16384, default=0)  # Cycles' world importance map; 0 = 2x the HDR map's width
+    # Skin subsurface (Principled BSDF method). Blender 5.2's random walk maps radius and anisotropy
+    # to albedo; RANDOM_WALK_LEGACY is 5.0's fixed-radius walk. See README "Skin subsurface".
+    subsurface_method: str = "RANDOM_WALK_SKIN"  # RANDOM_WALK_SKIN | RANDOM_WALK | RANDOM_WALK_LEGACY | BURLEY
     device: str = "auto"  # auto | cpu | gpu
     threads: int = _r(0, 1024, default=0)  # 0 = all the cores this worker has
     passes: list[str] = field(default_factory=lambda: ["albedo", "normal", "depth"])
@@ -108,6 +111,7 @@ class Job:
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Job) if f.name != "source"}
 _CHOICES = {
     "render.device": ("auto", "cpu", "gpu"),
+    "render.subsurface_method": ("RANDOM_WALK_SKIN", "RANDOM_WALK", "RANDOM_WALK_LEGACY", "BURLEY"),
     "lighting.rotation": ("uniform", "even"),
 }
 _PASSES = ("albedo", "normal", "depth")

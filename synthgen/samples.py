@@ -70,7 +70,8 @@ def metadata(row: dict[str, Any], renders: GroupRenders, job: dict[str, Any], so
         "background": {"mode": row["background"], "rgb": row["background_rgb"]},
         "lightings": [dict(lt, index=i) for i, lt in enumerate(row["lightings"])],
         "render": {k: job["render"][k]
-                   for k in ("samples", "adaptive_threshold", "denoise", "max_bounces", "world_map_resolution")},
+                   for k in ("samples", "adaptive_threshold", "denoise", "max_bounces", "world_map_resolution",
+                             "subsurface_method")},
         "software": software,
     }
 

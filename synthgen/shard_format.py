@@ -3,8 +3,8 @@
 One WebDataset sample is one group: a head under K >= 2 lightings. Member
 names are ``KEY.<field>``; keys carry no dots (webdataset splits the key at
 the first dot of the basename). This module names the fields and checks a
-sample's member set; it imports with the standard library alone so both
-environments (bpy's numpy 1 and a trainer's numpy 2) share it.
+sample's member set; it imports with the standard library alone so the render
+environment and a trainer's (no bpy, any Python 3.11-3.13) share it.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ bpy.ops.mesh.primitive_uv_sphere_add(radius=0.11, segments=32, ring_count=16)
 obj = bpy.context.active_object
 obj.name = "head"
 mat = bpy.data.materials.new("skin")
-mat.use_nodes = True
 nodes, links = mat.node_tree.nodes, mat.node_tree.links
 bsdf = nodes["Principled BSDF"]
 img = nodes.new("ShaderNodeTexImage")

@@ -169,6 +169,23 @@ def test_worker_killed_mid_shard_is_retried_exactly(catalog, reference, local_ra
         assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
 
 
+def _freeze_blenders_of(driver: int, frozen: set, done: threading.Event) -> None:
+    """SIGSTOP every Blender child (synthgen.render.worker) under the driver, new ones too, until done."""
+    while not done.is_set():
+        try:
+            children = psutil.Process(driver).children(recursive=True)
+        except psutil.Error:
+            return
+        for c in children:
+            try:
+                if c.pid not in frozen and "synthgen.render.worker" in " ".join(c.cmdline()):
+                    c.suspend()
+                    frozen.add(c.pid)
+            except psutil.Error:
+                pass
+        time.sleep(0.01)
+
+
 def _kill_ray_processes_of(ray_tmp: str) -> None:
     """After a driver is SIGKILLed, Ray leaves some processes behind; end exactly those of that run."""
     for p in psutil.process_iter(["pid"]):
@@ -196,10 +213,28 @@ def test_interrupted_driver_resumes_to_the_same_dataset(catalog, reference, tmp_
         return p
 
     try:
-        # Ctrl-C once the first shard is published: clean stop, finished shards kept, no dataset.json
+        # Ctrl-C once the first shard is published: clean stop, finished shards kept, no dataset.json.
+        # From then on every Blender of this run is frozen (SIGSTOP), so no other shard can finish
+        # before the interrupt lands, however fast the machine is.
         p = start_and_wait(lambda: os.path.isdir(completed) and os.listdir(completed))
+        frozen: set = set()
+        done = threading.Event()
+        freezer = threading.Thread(target=_freeze_blenders_of, args=(p.pid, frozen, done), daemon=True)
+        freezer.start()
+        deadline = time.monotonic() + 60
+        while not frozen and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=120)
+        try:
+            _, err = p.communicate(timeout=120)
+        finally:
+            done.set()
+            freezer.join()
+            for pid in frozen:  # their parents are gone (PR_SET_PDEATHSIG kills them too); make sure
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         assert p.returncode == 130, err[-3000:]
         assert "run the same command again to resume" in err
         first = set(os.listdir(completed))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import platform
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ import trimesh
 
 from assets_manifest.heads import SPECS, HeadParams, build_head, read_head_record, sample_head_params, write_head_glb
 from assets_manifest.heads import appearance, geometry
+from assets_manifest.heads import portable_math as pm
 from assets_manifest.heads.params import HAIR_MIN_COVERAGE
 from assets_manifest.heads.uv import weld
 
@@ -174,16 +176,64 @@ def test_build_is_deterministic(heads):
 
 # ------------------------------------------------------------------- GLB --
 
-def test_glb_bytes_identical_across_processes_and_loads_in_trimesh(tmp_path):
-    p = sample_head_params(21)
-    a, b = tmp_path / "a.glb", tmp_path / "b.glb"
-    meta = write_head_glb(p, str(a))
+# Subprocess environments the GLB must not depend on. Bytes are content hashes
+# (asset ids), so another BLAS kernel or numpy's SIMD dispatch for an older CPU
+# must give the same file (see assets_manifest/heads/portable_math.py).
+_BASE_ENV = {"PYTHONPATH": ROOT, "PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"}
+_NPY_BASELINE_ONLY = ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR")
+GLB_VARIANTS = {
+    # another OpenBLAS kernel than this CPU's own
+    "openblas_prescott": {"OPENBLAS_CORETYPE": "Prescott"},
+    # numpy's SIMD loops as on an x86-64-v2 CPU (no AVX2/AVX512), default OpenBLAS
+    "numpy_x86_v2": {"NPY_DISABLE_CPU_FEATURES": " ".join(_NPY_BASELINE_ONLY)},
+}
+
+
+def _variant_skip_reason(name: str) -> str | None:
+    if name != "numpy_x86_v2":
+        return None
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return f"NPY_DISABLE_CPU_FEATURES variant is x86-64 only (machine: {platform.machine()})"
+    from numpy._core._multiarray_umath import __cpu_features__
+    if not any(__cpu_features__.get(f) for f in _NPY_BASELINE_ONLY):
+        return "this CPU has none of " + ", ".join(_NPY_BASELINE_ONLY) + ": numpy already runs its baseline loops"
+    return None
+
+
+@pytest.fixture(scope="module")
+def glb21(tmp_path_factory):
+    """Seed 21's GLB written in this process and, concurrently, in one subprocess per variant."""
+    d = tmp_path_factory.mktemp("glb21")
     code = ("import sys; from assets_manifest.heads import sample_head_params, write_head_glb; "
-            f"write_head_glb(sample_head_params(21), {str(b)!r})")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
-                   env={"PYTHONPATH": ROOT, "PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"})
-    assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
-    assert not list(tmp_path.glob(".tmp-*"))
+            "write_head_glb(sample_head_params(21), sys.argv[1])")
+    procs = {}
+    for name, extra in GLB_VARIANTS.items():
+        if _variant_skip_reason(name) is None:
+            env = {**_BASE_ENV, **extra}
+            if "OPENBLAS_CORETYPE" not in extra:   # this machine's BLAS kernel choice, whatever it is
+                for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+                    env.pop(k, None)
+            procs[name] = subprocess.Popen([sys.executable, "-c", code, str(d / f"{name}.glb")], cwd=ROOT, env=env,
+                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = sample_head_params(21)
+    meta = write_head_glb(p, str(d / "in_process.glb"))
+    outs = {}
+    for name, proc in procs.items():
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (name, out)
+        outs[name] = (d / f"{name}.glb").read_bytes()
+    return d, p, meta, outs
+
+
+@pytest.mark.parametrize("variant", sorted(GLB_VARIANTS))
+def test_glb_bytes_identical_across_processes_and_loads_in_trimesh(glb21, variant):
+    reason = _variant_skip_reason(variant)
+    if reason:
+        pytest.skip(reason)
+    d, p, meta, outs = glb21
+    a = d / "in_process.glb"
+    assert hashlib.sha256(a.read_bytes()).hexdigest() == hashlib.sha256(outs[variant]).hexdigest(), variant
+    assert not list(d.glob(".tmp-*"))
 
     assert meta["parts"] == [n for n in ("skin", "eye_L", "eye_R", "cornea_L", "cornea_R", "hair")
                              if n != "hair" or p.hair_coverage >= HAIR_MIN_COVERAGE]
@@ -203,3 +253,128 @@ def test_glb_bytes_identical_across_processes_and_loads_in_trimesh(tmp_path):
     tree = json.loads(raw[20:20 + int.from_bytes(raw[12:16], "little")])
     skin_node = next(n for n in tree["nodes"] if n.get("name") == "skin")
     assert skin_node["extras"]["synthgen_head"]["params"] == p.to_dict()
+    for name, g in scene.geometry.items():   # stored normals are unit vectors (float32)
+        n = np.asarray(g.vertex_normals)
+        assert n.shape == g.vertices.shape and np.abs(np.sqrt((n * n).sum(axis=1)) - 1.0).max() < 1e-6, name
+
+
+# ---------------------------------------------------------- portable math --
+# portable_math replaces numpy's BLAS products and SIMD-dispatched
+# transcendentals in the generator; it must agree with numpy to a few ULP.
+
+def _ulps(got, ref) -> float:
+    got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    assert got.shape == ref.shape
+    same = (got == ref) | (np.isnan(got) & np.isnan(ref))
+    err = np.abs(got - ref) / np.spacing(np.abs(ref))
+    return float(np.where(same, 0.0, err).max())
+
+
+_R = np.random.default_rng(1234)
+_N = 20_000
+
+
+@pytest.mark.parametrize("name,x,max_ulp", [
+    ("exp", _R.uniform(-20.0, 20.0, _N), 2),
+    ("exp", _R.uniform(-745.0, 709.0, _N), 2),
+    ("log", _R.uniform(1e-6, 4.0, _N), 2),
+    ("log", 10.0 ** _R.uniform(-300, 300, _N), 2),
+    ("sin", _R.uniform(-2 * np.pi, 2 * np.pi, _N), 2),
+    ("cos", _R.uniform(-2 * np.pi, 2 * np.pi, _N), 2),
+    ("sin", _R.uniform(-1e4, 1e4, _N), 3),
+    ("cos", _R.uniform(-1e4, 1e4, _N), 3),
+    ("arcsin", _R.uniform(-1.0, 1.0, _N), 3),
+    ("tanh", _R.uniform(-8.0, 8.0, _N), 3),
+    ("tanh", _R.uniform(-0.6, 0.6, _N), 3),
+    ("expm1", _R.uniform(-1.0, 1.0, _N), 5),
+])
+def test_portable_unary_functions_match_numpy(name, x, max_ulp):
+    assert _ulps(getattr(pm, name)(x), getattr(np, name)(x)) <= max_ulp
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_portable_arctan2_and_hypot_match_numpy(scale):
+    y, x = _R.uniform(-scale, scale, (2, _N))
+    assert _ulps(pm.arctan2(y, x), np.arctan2(y, x)) <= 3
+    assert _ulps(pm.hypot(x, y), np.hypot(x, y)) <= 2
+    # near the axes and diagonals, where the reduction switches branches
+    t = np.concatenate([np.linspace(-1e-12, 1e-12, 101), 1.0 + np.linspace(-1e-9, 1e-9, 101)])
+    for yy, xx in ((t, np.ones_like(t)), (np.ones_like(t), t), (t, -np.ones_like(t)), (-np.ones_like(t), t),
+                   (t * 7 / 8, np.ones_like(t)), (t * 3 / 16, -np.ones_like(t))):
+        assert _ulps(pm.arctan2(yy * scale, xx * scale), np.arctan2(yy * scale, xx * scale)) <= 3
+
+
+def test_portable_arctan2_edge_cases_follow_numpy():
+    z, o = 0.0, 1.0
+    ys = np.array([z, -z, z, -z, o, -o, z, -z, o, o, -o, -o, z, -z, 5.0, -5.0])
+    xs = np.array([z, z, -z, -z, z, z, o, -o, o, -o, o, -o, -o, o, -z, z])
+    got, ref = pm.arctan2(ys, xs), np.arctan2(ys, xs)
+    assert _ulps(got, ref) <= 1
+    assert np.array_equal(np.signbit(got), np.signbit(ref))
+    assert got[0] == 0.0 and got[2] == np.pi and got[3] == -np.pi and got[4] == np.pi / 2
+
+
+@pytest.mark.parametrize("e,lo,hi", [(0.85, 1e-4, 1.0), (1.2, 1e-4, 1.0), (-3.33, 400.0, 700.0),
+                                     (-1.4, 0.8, 1.4), (0.5, 1e-9, 1e9), (2.5, 1e-50, 1e50)])
+def test_portable_power_matches_numpy(e, lo, hi):
+    x = _R.uniform(lo, hi, _N)
+    assert _ulps(pm.power(x, e), x ** e) <= 3
+
+
+def test_portable_edge_cases():
+    assert pm.exp(0.0) == 1.0 and pm.exp(-1e4) == 0.0 and pm.exp(1e4) == np.inf
+    with np.errstate(all="ignore"):
+        got = pm.log(np.array([1.0, 0.0, -1.0, np.inf, 5e-324, np.nan]))
+    assert got[0] == 0.0 and got[1] == -np.inf and np.isnan(got[2]) and got[3] == np.inf and np.isnan(got[5])
+    assert got[4] == pytest.approx(np.log(5e-324), rel=1e-15)
+    assert pm.sin(0.0) == 0.0 and pm.cos(0.0) == 1.0
+    quarter = np.arange(-8, 9) * (np.pi / 2)
+    assert np.abs(pm.sin(quarter) - np.sin(quarter)).max() < 1e-15
+    assert np.abs(pm.cos(quarter) - np.cos(quarter)).max() < 1e-15
+    assert pm.arcsin(1.0) == np.pi / 2 and pm.arcsin(-1.0) == -np.pi / 2 and pm.arcsin(0.0) == 0.0
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(pm.arcsin(1.5)) and np.isnan(pm.power(-2.0, 0.5))
+    assert pm.power(0.0, 0.85) == 0.0 and pm.power(0.0, -0.5) == np.inf and pm.power(2.0, -2) == 0.25
+    x = _R.uniform(-3, 3, 1000)
+    assert np.array_equal(pm.power(x, 3), x * x * x) and np.array_equal(pm.power(x, 5), x * x * x * x * x)
+    assert np.array_equal(pm.power(x, 0), np.ones_like(x)) and np.array_equal(pm.power(x, -1), 1.0 / x)
+    assert pm.hypot(3.0, 4.0) == 5.0 and pm.tanh(0.0) == 0.0 and pm.tanh(40.0) == 1.0 and pm.tanh(-40.0) == -1.0
+    assert np.signbit(pm.tanh(-0.0)) and pm.tanh(1e-300) == 1e-300
+
+
+def test_portable_results_keep_float32_and_scalars():
+    x32 = _R.uniform(-3, 3, (100, 3)).astype(np.float32)
+    m = np.array(geometry.S.rot_z(30.0))
+    for r in (pm.sin(x32), pm.exp(x32), pm.power(np.abs(x32), 0.85), pm.arctan2(x32, x32 + 1), pm.hypot(x32, x32),
+              pm.matmul(x32, m), pm.dot3(x32, x32), pm.length(x32), pm.normalize(x32)):
+        assert r.dtype == np.float32
+    # float32 results are the float64 results rounded once
+    assert np.array_equal(pm.sin(x32), pm.sin(x32.astype(np.float64)).astype(np.float32))
+    assert np.array_equal(pm.matmul(x32, m), pm.matmul(x32.astype(np.float64), m).astype(np.float32))
+    for r in (pm.sin(0.5), pm.cos(np.float64(0.5)), pm.exp(1.0), pm.log(2.0), pm.arcsin(0.5), pm.tanh(0.3)):
+        assert isinstance(r, np.float64)
+
+
+def test_portable_linear_algebra_matches_numpy():
+    a = _R.uniform(-1, 1, (5000, 3))
+    b = _R.uniform(-1, 1, (5000, 3))
+    m = _R.uniform(-1, 1, (3, 3))
+    # written-out column sums: exactly the fixed-order definition, and close to BLAS
+    expect = np.stack([a[:, 0] * m[0, j] + a[:, 1] * m[1, j] + a[:, 2] * m[2, j] for j in range(3)], axis=1)
+    assert np.array_equal(pm.matmul(a, m), expect)
+    assert np.allclose(pm.matmul(a, m), a @ m, rtol=0, atol=1e-15)
+    assert np.allclose(pm.matmul(a, m[:, 0]), a @ m[:, 0], rtol=0, atol=1e-15)
+    assert np.allclose(pm.matmul(m, m), m @ m, rtol=0, atol=1e-15)
+    assert np.allclose(pm.dot3(a, b), (a * b).sum(axis=1), rtol=0, atol=1e-15)
+    assert np.allclose(pm.dot3(a, b[0]), a @ b[0], rtol=0, atol=1e-15)
+    assert np.allclose(pm.length(a), np.linalg.norm(a, axis=1), rtol=1e-15, atol=0)
+    assert np.array_equal(pm.cross(a, b), np.cross(a, b))
+    assert np.allclose(pm.normalize(a), a / np.linalg.norm(a, axis=1, keepdims=True), rtol=0, atol=1e-15)
+    assert np.array_equal(pm.normalize(np.zeros((1, 3)), 1e-9), np.zeros((1, 3)))
+
+
+def test_portable_vertex_normals_match_trimesh():
+    for mesh in (trimesh.creation.icosphere(subdivisions=3), trimesh.creation.box(extents=(1.0, 2.0, 3.0)),
+                 trimesh.creation.cylinder(radius=0.3, height=1.0, sections=17)):
+        n = pm.vertex_normals(mesh.vertices, mesh.faces)
+        assert np.abs(n - mesh.vertex_normals).max() < 1e-12

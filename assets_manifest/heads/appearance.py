@@ -18,6 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import portable_math as pm
+
+# All exp/log/power/matrix products below go through portable_math (and fixed-
+# order sums): numpy's SIMD transcendentals and BLAS round differently per CPU,
+# and these colours are stored in the GLB.
+
 _LAMBDA = np.arange(400.0, 701.0, 10.0)
 
 # Molar extinction (cm^-1/M), Prahl, 400..700 nm every 10 nm.
@@ -35,7 +41,7 @@ def _cie_xyz_bar(lam: np.ndarray) -> np.ndarray:
     """CIE 1931 2-degree colour matching functions (Wyman et al. 2013 fit)."""
     def g(x, mu, s1, s2):
         s = np.where(x < mu, s1, s2)
-        return np.exp(-0.5 * ((x - mu) / s) ** 2)
+        return pm.exp(-0.5 * ((x - mu) / s) ** 2)
     x = 1.056 * g(lam, 599.8, 37.9, 31.0) + 0.362 * g(lam, 442.0, 16.0, 26.7) \
         - 0.065 * g(lam, 501.1, 20.4, 26.2)
     y = 0.821 * g(lam, 568.8, 46.9, 40.5) + 0.286 * g(lam, 530.9, 16.3, 31.1)
@@ -46,7 +52,7 @@ def _cie_xyz_bar(lam: np.ndarray) -> np.ndarray:
 def _illuminant(lam: np.ndarray, temp: float = 6504.0) -> np.ndarray:
     """Blackbody spectrum standing in for D65 (white-balanced below anyway)."""
     lm = lam * 1e-9
-    return 1.0 / (lm ** 5 * (np.exp(1.4388e-2 / (lm * temp)) - 1.0))
+    return 1.0 / (pm.power(lm, 5) * (pm.exp(1.4388e-2 / (lm * temp)) - 1.0))
 
 
 _XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986],
@@ -54,23 +60,31 @@ _XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986],
                          [0.0557, -0.2040, 1.0570]])
 
 
+def _integrate(w: np.ndarray, cmf: np.ndarray) -> np.ndarray:
+    """w @ cmf as a sequential sum over wavelengths (a BLAS gemv would pick its own order)."""
+    acc = np.zeros(cmf.shape[1])
+    for i in range(len(w)):
+        acc = acc + w[i] * cmf[i]
+    return acc
+
+
 def _spectrum_to_linear_srgb(refl: np.ndarray) -> np.ndarray:
     cmf = _cie_xyz_bar(_LAMBDA)
     ill = _illuminant(_LAMBDA)
-    xyz = (refl * ill) @ cmf
-    white = ill @ cmf
+    xyz = _integrate(refl * ill, cmf)
+    white = _integrate(ill, cmf)
     # von Kries in XYZ: a perfect reflector maps to sRGB (1, 1, 1)
-    rgb = _XYZ_TO_SRGB @ (xyz / white * np.array([0.9505, 1.0, 1.089]))
+    rgb = pm.matmul(xyz / white * np.array([0.9505, 1.0, 1.089]), _XYZ_TO_SRGB.T)
     return np.clip(rgb, 0.0, 1.0)
 
 
 def _diffuse_reflectance(mua: np.ndarray, musp: np.ndarray, eta: float = 1.4) -> np.ndarray:
     """Total diffuse reflectance of a semi-infinite medium (dipole model)."""
-    fdr = -1.440 / eta ** 2 + 0.710 / eta + 0.668 + 0.0636 * eta
+    fdr = -1.440 / (eta * eta) + 0.710 / eta + 0.668 + 0.0636 * eta
     a_coef = (1 + fdr) / (1 - fdr)
     alpha = musp / (mua + musp)
     s = np.sqrt(3.0 * (1.0 - alpha))
-    return 0.5 * alpha * (1 + np.exp(-4.0 / 3.0 * a_coef * s)) * np.exp(-s)
+    return 0.5 * alpha * (1 + pm.exp(-4.0 / 3.0 * a_coef * s)) * pm.exp(-s)
 
 
 def skin_albedo(melanin: float, haemoglobin: float, oxygenation: float = 0.75) -> list[float]:
@@ -80,15 +94,15 @@ def skin_albedo(melanin: float, haemoglobin: float, oxygenation: float = 0.75) -
     haemoglobin: blood volume fraction in the dermis (0.001 .. 0.1).
     """
     lam = _LAMBDA
-    mua_mel = 6.6e10 * lam ** -3.33                          # mm^-1, eumelanin
-    mua_base = 0.0244 + 8.53 * np.exp(-(lam - 154.0) / 66.2)  # mm^-1, bloodless tissue
+    mua_mel = 6.6e10 * pm.power(lam, -3.33)                  # mm^-1, eumelanin
+    mua_base = 0.0244 + 8.53 * pm.exp(-(lam - 154.0) / 66.2)  # mm^-1, bloodless tissue
     eps = oxygenation * _HBO2 + (1 - oxygenation) * _HB
     mua_blood = 2.303 * eps * (150.0 / 64500.0) / 10.0       # mm^-1, whole blood
     mua_epi = melanin * mua_mel + (1 - melanin) * mua_base
     mua_derm = haemoglobin * mua_blood + (1 - haemoglobin) * mua_base
-    musp_derm = 8.0 * (lam / 500.0) ** -1.4                 # reduced scattering, mm^-1
+    musp_derm = 8.0 * pm.power(lam / 500.0, -1.4)           # reduced scattering, mm^-1
     epi_thickness = 0.08                                     # mm
-    t_epi = np.exp(-mua_epi * epi_thickness * 2.0)           # in and out
+    t_epi = pm.exp(-mua_epi * epi_thickness * 2.0)           # in and out
     # 0.03: grey diffuse scattering of the stratum corneum above the melanin
     refl = 0.03 + t_epi * _diffuse_reflectance(mua_derm, musp_derm)
     return [float(c) for c in np.round(_spectrum_to_linear_srgb(refl), 5)]
@@ -113,9 +127,9 @@ _PHEO = np.array([0.343, 0.733, 1.924])
 
 def hair_albedo(melanin: float, redness: float) -> list[float]:
     """Linear RGB albedo of a hair mass from melanin amount (0..1) and pheomelanin ratio."""
-    qty = -np.log(max(1.0 - 0.98 * melanin, 1e-4))
+    qty = -pm.log(max(1.0 - 0.98 * melanin, 1e-4))
     sigma = qty * ((1 - redness) * _EU + redness * _PHEO)
-    rgb = 0.75 * np.exp(-sigma * 3.0) + 0.008
+    rgb = 0.75 * pm.exp(-sigma * 3.0) + 0.008
     return [float(c) for c in np.round(rgb, 5)]
 
 
@@ -123,7 +137,7 @@ def iris_albedo(melanin: float) -> list[float]:
     """Linear RGB iris colour: blue-grey stroma (0) through hazel/green to dark brown (1)."""
     stroma = np.array([0.30, 0.42, 0.55])
     absorb = np.array([1.2, 2.2, 4.2]) * 2.2 * melanin
-    rgb = stroma * np.exp(-absorb) + np.array([0.010, 0.006, 0.003])
+    rgb = stroma * pm.exp(-absorb) + np.array([0.010, 0.006, 0.003])
     return [float(c) for c in np.round(rgb, 5)]
 
 

@@ -6,7 +6,10 @@ glTF importer rotates them back. The scene's `extras["synthgen_head"]`
 holds the format tag, the full params (`HeadParams.to_dict()`), the derived
 material values, landmarks (in +Z-up metres) and the eye UV bands; the skin
 node's extras hold the same record and every node names its part in
-`extras["synthgen_part"]`. Output bytes depend only on the params.
+`extras["synthgen_part"]`. Output bytes depend only on the params, not on
+the CPU or BLAS: no `@`/np.dot here (the axis change is a permutation) and
+normals are unit vectors computed with portable_math, written without
+trimesh's np.dot-based re-unitizing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import trimesh
 from trimesh.visual.material import PBRMaterial
 
 from . import eyes as E
+from . import portable_math as pm
 from .geometry import build_head, make_layout
 from .params import HeadParams
 
@@ -27,6 +31,28 @@ FORMAT = "synthgen-head/1"
 PART_ORDER = ("skin", "eye_L", "eye_R", "cornea_L", "cornea_R", "hair")
 
 _Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+
+def _to_y_up(v: np.ndarray) -> np.ndarray:
+    """Rows times _Z_UP_TO_Y_UP.T, i.e. (x, y, z) -> (x, z, -y), as an exact permutation (no BLAS)."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.stack([v[:, 0], v[:, 2], -v[:, 1]], axis=1)
+
+
+def _to_z_up(v: np.ndarray) -> np.ndarray:
+    """Inverse of _to_y_up: (x, y, z) -> (x, -z, y)."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.stack([v[:, 0], -v[:, 2], v[:, 1]], axis=1)
+
+
+def _unit_normals(m: trimesh.Trimesh) -> np.ndarray:
+    """The part's stored vertex normals (build_head sets them), else portable angle-weighted ones.
+
+    Never trimesh's own `vertex_normals` computation (arccos + np.dot, CPU-dependent).
+    """
+    if "vertex_normals" in m._cache:
+        return pm.normalize(np.asarray(m.vertex_normals, dtype=np.float64))
+    return pm.vertex_normals(m.vertices, m.faces)
 
 
 def head_record(params: HeadParams, parts: dict[str, trimesh.Trimesh]) -> dict:
@@ -70,8 +96,8 @@ def head_scene(params: HeadParams) -> tuple[trimesh.Scene, dict]:
     scene = trimesh.Scene()
     for name in record["parts"]:
         m = parts[name]
-        normals = np.asarray(m.vertex_normals) @ _Z_UP_TO_Y_UP.T
-        mesh = trimesh.Trimesh(np.asarray(m.vertices) @ _Z_UP_TO_Y_UP.T, np.asarray(m.faces), process=False,
+        normals = _to_y_up(_unit_normals(m))
+        mesh = trimesh.Trimesh(_to_y_up(m.vertices), np.asarray(m.faces), process=False,
                                visual=trimesh.visual.TextureVisuals(uv=np.asarray(m.visual.uv),
                                                                     material=_material(name, mats, params)))
         mesh.vertex_normals = normals
@@ -96,7 +122,8 @@ def write_head_glb(params: HeadParams, path: str) -> dict:
     """Generate the head for `params` and write it to `path` (atomically); returns metadata."""
     params.validate()
     scene, record = head_scene(params)
-    data = trimesh.exchange.gltf.export_glb(scene, include_normals=True,
+    # unitize_normals=False: trimesh's unitize is an np.dot (BLAS); ours are unit already
+    data = trimesh.exchange.gltf.export_glb(scene, include_normals=True, unitize_normals=False,
                                             tree_postprocessor=_add_node_extras(record))
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -109,7 +136,7 @@ def write_head_glb(params: HeadParams, path: str) -> dict:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    verts = np.vstack([np.asarray(g.vertices) for g in scene.geometry.values()]) @ _Z_UP_TO_Y_UP
+    verts = _to_z_up(np.vstack([np.asarray(g.vertices) for g in scene.geometry.values()]))
     return {
         "vertices": int(sum(len(g.vertices) for g in scene.geometry.values())),
         "faces": int(sum(len(g.faces) for g in scene.geometry.values())),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+from . import portable_math as pm
 from .uv import seamless_normals
 
 EYE_RADIUS = 0.0122
@@ -21,22 +22,24 @@ CORNEA_APEX = EYE_RADIUS + 0.0026   # distance of the corneal apex from the eye 
 CORNEA_GAP = 0.0004
 IRIS_RADIUS = 0.0061
 # Eyeball UV: v = polar angle from the gaze axis / pi (0 at the pupil centre).
-IRIS_V = float(np.arcsin(IRIS_RADIUS / EYE_RADIUS) / np.pi)
+IRIS_V = float(pm.arcsin(IRIS_RADIUS / EYE_RADIUS) / np.pi)
 EYE_UV = {"iris_v": round(IRIS_V, 5), "pupil_v": round(IRIS_V * 0.38, 5), "limbus_width_v": 0.012}
 
 
 def gaze_direction(yaw_deg: float, pitch_deg: float) -> np.ndarray:
     """Unit gaze vector; yaw + toward the head's left (+X), pitch + up, 0/0 = -Y."""
-    y, p = np.radians(yaw_deg), np.radians(pitch_deg)
-    return np.array([np.sin(y) * np.cos(p), -np.cos(y) * np.cos(p), np.sin(p)])
+    # portable_math throughout this module: numpy's sin/cos/arcsin and BLAS
+    # products round differently per CPU, and the GLB bytes must not
+    sy, cy = pm.sincos(pm.radians(yaw_deg))
+    sp, cp = pm.sincos(pm.radians(pitch_deg))
+    return np.array([sy * cp, -cy * cp, sp])
 
 
 def _frame(g: np.ndarray) -> np.ndarray:
     """Columns: x (horizontal), y (vertical), z = gaze."""
     up = np.array([0.0, 0.0, 1.0])
-    x = np.cross(up, g)
-    x /= np.linalg.norm(x)
-    y = np.cross(g, x)
+    x = pm.normalize(pm.cross(up, g))
+    y = pm.cross(g, x)
     return np.stack([x, y, g], axis=1)
 
 
@@ -50,7 +53,9 @@ def _uv_sphere(radius_of_theta, n_theta: int, n_phi: int):
     phi = np.linspace(0.0, 2 * np.pi, n_phi + 1)          # last column duplicates the first
     T, P = np.meshgrid(theta, phi, indexing="ij")
     r = radius_of_theta(T)
-    ring = np.stack([r * np.sin(T) * np.cos(P), r * np.sin(T) * np.sin(P), r * np.cos(T)], -1).reshape(-1, 3)
+    sT, cT = pm.sincos(T)
+    sP, cP = pm.sincos(P)
+    ring = np.stack([r * sT * cP, r * sT * sP, r * cT], -1).reshape(-1, 3)
     uv_ring = np.stack([P / (2 * np.pi), T / np.pi], -1).reshape(-1, 2)
     r0 = float(radius_of_theta(np.array([0.0]))[0])
     r1 = float(radius_of_theta(np.array([np.pi]))[0])
@@ -76,8 +81,8 @@ def _uv_sphere(radius_of_theta, n_theta: int, n_phi: int):
 
 
 def _eyeball_radius(theta: np.ndarray) -> np.ndarray:
-    ti = np.arcsin(IRIS_RADIUS / EYE_RADIUS)
-    plane = (EYE_RADIUS * np.cos(ti) - 0.0003) / np.cos(np.minimum(theta, ti))
+    ti = pm.arcsin(IRIS_RADIUS / EYE_RADIUS)
+    plane = (EYE_RADIUS * pm.cos(ti) - 0.0003) / pm.cos(np.minimum(theta, ti))
     # blend from the recessed iris plane to the sphere across the limbus
     w = np.clip((theta - ti * 0.9) / (ti * 0.2), 0.0, 1.0)
     w = w * w * (3 - 2 * w)
@@ -86,8 +91,9 @@ def _eyeball_radius(theta: np.ndarray) -> np.ndarray:
 
 def _cornea_radius(theta: np.ndarray) -> np.ndarray:
     dc = CORNEA_APEX - CORNEA_RADIUS
-    disc = CORNEA_RADIUS ** 2 - (dc * np.sin(theta)) ** 2
-    bulge = np.where(disc > 0, dc * np.cos(theta) + np.sqrt(np.maximum(disc, 0.0)), 0.0)
+    st, ct = pm.sincos(theta)
+    disc = CORNEA_RADIUS * CORNEA_RADIUS - (dc * st) ** 2
+    bulge = np.where(disc > 0, dc * ct + np.sqrt(np.maximum(disc, 0.0)), 0.0)
     base = EYE_RADIUS + CORNEA_GAP
     k = 0.0008   # smooth max: the cornea-sclera junction is a soft groove
     h = np.clip(0.5 + 0.5 * (bulge - base) / k, 0.0, 1.0)
@@ -95,7 +101,7 @@ def _cornea_radius(theta: np.ndarray) -> np.ndarray:
 
 
 def _place(verts: np.ndarray, center: np.ndarray, g: np.ndarray) -> np.ndarray:
-    return verts @ _frame(g).T + center
+    return pm.matmul(verts, _frame(g).T) + center
 
 
 def _mesh(v: np.ndarray, f: np.ndarray, uv: np.ndarray) -> trimesh.Trimesh:

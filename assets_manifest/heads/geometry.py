@@ -33,6 +33,7 @@ import numpy as np
 import trimesh
 
 from . import eyes as E
+from . import portable_math as pm
 from . import sdf as S
 from . import uv as U
 from .params import HAIR_MIN_COVERAGE, HeadParams
@@ -90,7 +91,7 @@ def make_layout(p: HeadParams) -> Layout:
                       [-0.0715 * p.cranium_width, 0.008, -0.016]])
     hinge = np.array([0.0, 0.005, -0.025])
     return Layout(p, eye_c, E.gaze_direction(p.gaze_yaw, p.gaze_pitch), nasion, nose_tip,
-                  subnasale, mouth, chin, ear_c, hinge, float(np.radians(9.0) * p.jaw_open))
+                  subnasale, mouth, chin, ear_c, hinge, float(pm.radians(9.0) * p.jaw_open))
 
 
 def _jaw_frame(q: np.ndarray, L: Layout) -> np.ndarray:
@@ -208,16 +209,17 @@ def _lid_opening(q: np.ndarray, L: Layout, c: np.ndarray) -> np.ndarray:
     sx = np.sign(c[0])
     v = q - c
     # angles: a horizontal (+ toward the temple), e vertical
-    a = np.arctan2(sx * v[:, 0], -v[:, 1])
-    e = np.arctan2(v[:, 2], np.hypot(v[:, 0], v[:, 1]))
+    # portable_math, not numpy: SIMD-dispatched transcendentals differ per CPU
+    a = pm.arctan2(sx * v[:, 0], -v[:, 1])
+    e = pm.arctan2(v[:, 2], pm.hypot(v[:, 0], v[:, 1]))
     size = p.eye_size
     a_med, a_lat = -1.2 * size, 1.32 * size
     t = np.clip((a - a_med) / (a_lat - a_med), 0.0, 1.0)   # 0 medial .. 1 lateral corner
-    tilt = np.radians(6.0) * p.eye_tilt
+    tilt = pm.radians(6.0) * p.eye_tilt
     corner_e = (t - 0.5) * tilt - 0.02
     # lid margins: the upper peaks a little medially, the lower a little laterally
-    up_peak = 0.36 * size * np.sin(np.pi * t ** 0.85)
-    lo_peak = 0.36 * size * np.sin(np.pi * t ** 1.2)
+    up_peak = 0.36 * size * pm.sin(np.pi * pm.power(t, 0.85))
+    lo_peak = 0.36 * size * pm.sin(np.pi * pm.power(t, 1.2))
     e_up = corner_e + up_peak
     e_lo = corner_e - lo_peak
     e_up = e_up - p.eyelid_closure * (e_up - (e_lo + 0.12 * (e_up - e_lo))) - 0.10 * p.smile * up_peak
@@ -259,7 +261,7 @@ def _nose(q: np.ndarray, L: Layout) -> tuple[np.ndarray, np.ndarray]:
         ala = S.ellipsoid(q, ala_c, (0.0064 + 0.001 * flare, 0.0085, 0.0064), S.rot_z(sx * 25))
         body = S.smin(body, ala, 0.0035)
         hole_c = np.array([sx * 0.0072 * nw, 0.5 * (tip[1] + sn[1]) + 0.0025, sn[2] + 0.0012])
-        hole = S.ellipsoid(q, hole_c, (0.0023 * nw, 0.0042, 0.0022), S.rot_z(sx * 12) @ S.rot_x(-15))
+        hole = S.ellipsoid(q, hole_c, (0.0023 * nw, 0.0042, 0.0022), pm.matmul(S.rot_z(sx * 12), S.rot_x(-15)))
         holes = hole if holes is None else np.minimum(holes, hole)
     # columella: the bridge of skin between the nostrils
     col = S.capsule(q, tip + np.array([0, 0.006, -0.005]), sn + np.array([0, -0.001, 0.0015]), 0.0026)
@@ -279,20 +281,20 @@ def _lips(q: np.ndarray, L: Layout) -> tuple[np.ndarray, np.ndarray]:
         x = r[:, 0]
         u = np.clip(x / mw, -1.3, 1.3)
         depth = 0.015
-        slope = np.hypot(1.0, 2.0 * depth * u / mw)
+        slope = pm.hypot(1.0, 2.0 * depth * u / mw)
         w = (r[:, 1] - (m[1] + depth * u * u)) / slope
         z = r[:, 2] - m[2] - 0.0045 * p.smile * u * u
         return x, u, w, z
 
     x, u, w, z = arch_frame(q)
-    taper = 0.0045 * np.clip(np.abs(u) ** 3, 0.0, 2.0)
+    taper = 0.0045 * np.clip(pm.power(np.abs(u), 3), 0.0, 2.0)
     # upper lip with a cupid's bow: peaks at +-6 mm, a dip on the midline
-    bow = 0.0011 * np.exp(-((np.abs(x) - 0.006) / 0.004) ** 2) - 0.0007 * np.exp(-(x / 0.003) ** 2)
+    bow = 0.0011 * pm.exp(-((np.abs(x) - 0.006) / 0.004) ** 2) - 0.0007 * pm.exp(-(x / 0.003) ** 2)
     up = S.ellipsoid(np.stack([x, w, z - 0.0048 * ul - bow], 1), (0, -0.0014 * ul, 0),
                      (mw * 1.02, 0.0062 * ul, 0.0056 * ul + 0.001)) + taper
     jx, ju, jw, jz = arch_frame(_jaw_frame(q, L))
     low = S.ellipsoid(np.stack([jx, jw, jz + 0.0060 * ll], 1), (0, -0.0010 * ll, 0),
-                      (mw * 0.93, 0.0070 * ll, 0.0063 * ll + 0.0005)) + 0.0045 * np.clip(np.abs(ju) ** 3, 0, 2)
+                      (mw * 0.93, 0.0070 * ll, 0.0063 * ll + 0.0005)) + 0.0045 * np.clip(pm.power(np.abs(ju), 3), 0, 2)
     lips = S.smin(up, low, 0.0015)
     # slit between the lips; with the jaw open it becomes the mouth cavity
     gap = 0.095 * L.jaw_angle            # metres of opening at the lips
@@ -309,7 +311,7 @@ def _ear(q: np.ndarray, L: Layout, c: np.ndarray) -> np.ndarray:
     size = p.ear_size
     sx = np.sign(c[0])
     # local frame: u outward, v backward, w up; tilted back 15 deg, swung out by protrusion
-    rot = S.rot_z(sx * (8 + 22 * p.ear_protrusion)) @ S.rot_x(-15)
+    rot = pm.matmul(S.rot_z(sx * (8 + 22 * p.ear_protrusion)), S.rot_x(-15))
     lq = S.to_local(q, c, rot)
     u, v, w = lq[:, 0] * sx, lq[:, 1], lq[:, 2]
     h = 0.031 * size
@@ -374,7 +376,7 @@ def skin_sdf(q: np.ndarray, L: Layout) -> np.ndarray:
 def _hairline(q: np.ndarray, L: Layout) -> np.ndarray:
     """Signed vertical distance to the hairline: negative where hair grows."""
     c = L.p.hair_coverage
-    phi = np.abs(np.arctan2(q[:, 0], -q[:, 1]))        # 0 at the face, pi at the back
+    phi = np.abs(pm.arctan2(q[:, 0], -q[:, 1]))        # 0 at the face, pi at the back
     recede = 1.0 - c
     knots = np.array([0.0, 0.55, 1.05, 1.45, 1.75, 2.2, np.pi])
     z_line = np.array([0.066 + 0.05 * recede, 0.056 + 0.07 * recede, 0.040 + 0.03 * recede,
@@ -413,11 +415,32 @@ def _finish(verts: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np
     mesh = trimesh.Trimesh(np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=True)
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
-    parts = mesh.split(only_watertight=False)
-    if len(parts) > 1:
-        mesh = max(parts, key=lambda m: len(m.faces))
+    _keep_largest_component(mesh)
     trimesh.repair.fix_normals(mesh)
     return np.asarray(mesh.vertices), np.asarray(mesh.faces)
+
+
+def _keep_largest_component(mesh: trimesh.Trimesh) -> None:
+    """Drop all but the largest edge-connected component, keeping face and vertex order.
+
+    Not `mesh.split`: it lists each component's faces in the order of an
+    unstable np.argsort, and numpy's sort is SIMD-dispatched (AVX512 / AVX2 /
+    scalar give different orders of equal keys), so the output face order and
+    with it the GLB bytes would depend on the CPU.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(mesh.faces)
+    adj = np.asarray(mesh.face_adjacency, dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(adj), dtype=np.int8), (adj[:, 0], adj[:, 1])), shape=(n, n))
+    count, labels = connected_components(graph, directed=False)
+    if count <= 1:
+        return
+    # component membership does not depend on edge order; ties go to the lowest label
+    sizes = np.bincount(labels, minlength=count)
+    mesh.update_faces(labels == int(np.argmax(sizes)))
+    mesh.remove_unreferenced_vertices()
 
 
 def _snap(verts: np.ndarray, fn, max_step: float = 0.0004) -> tuple[np.ndarray, np.ndarray]:
@@ -436,12 +459,11 @@ def _snap(verts: np.ndarray, fn, max_step: float = 0.0004) -> tuple[np.ndarray, 
     v32 = verts.astype(np.float32)
     f0 = fn(v32)
     g = grad(v32, f0)
-    step = np.clip(f0 / np.maximum((g * g).sum(axis=1), 1e-6), -max_step, max_step)
+    step = np.clip(f0 / np.maximum(pm.dot3(g, g), 1e-6), -max_step, max_step)
     verts = verts - step[:, None] * g
     v32 = verts.astype(np.float32)
     n = grad(v32, fn(v32))
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
-    return verts, n
+    return verts, pm.normalize(n, 1e-9)
 
 
 def build_head(params: HeadParams) -> dict[str, trimesh.Trimesh]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import appearance
+from . import portable_math as pm
 
 PARAMS_VERSION = 1
 
@@ -212,13 +213,14 @@ def sample_head_params(seed: int) -> "HeadParams":
         half = 0.5 * (spec.sample_hi - spec.sample_lo)
         # tanh keeps draws inside the sampling range without piling them on its ends
         offset = spec.masc * (masc - 0.5) * 2.0 + 0.55 * half * z
-        values[name] = mid + half * float(np.tanh(offset / half))
+        # portable tanh/exp/log: numpy's SIMD ones can differ in the last bit per CPU
+        values[name] = mid + half * float(pm.tanh(offset / half))
     # skin: a Fitzpatrick type uniformly, then a melanin fraction inside its band
     fitz = int(rng.integers(1, 7))
     edges = appearance.FITZPATRICK_MELANIN_EDGES
     lo, hi = max(edges[fitz - 1], SPECS["melanin"].sample_lo), min(edges[fitz], SPECS["melanin"].sample_hi)
     values["melanin"] = float(rng.uniform(lo, hi))
-    values["haemoglobin"] = float(np.exp(rng.uniform(np.log(0.01), np.log(0.05))))
+    values["haemoglobin"] = float(pm.exp(rng.uniform(float(pm.log(0.01)), float(pm.log(0.05)))))
     # darker skin goes with darker irises and hair, more often than not
     dark = (fitz - 1) / 5.0
     values["iris_melanin"] = float(np.clip(rng.beta(1.2, 1.2) * (1 - dark) + dark * rng.uniform(0.7, 1.0), 0, 1))

@@ -18,11 +18,14 @@ from typing import Callable
 
 import numpy as np
 
+from . import portable_math as pm
+
 SDF = Callable[[np.ndarray], np.ndarray]
 
 
 def length(v: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.einsum("...i,...i->...", v, v))
+    # not einsum: its SIMD sum-of-products rounds differently per CPU (see portable_math)
+    return pm.length(v)
 
 
 def smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
@@ -39,24 +42,24 @@ def smax(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
 
 
 def rot_x(deg: float) -> np.ndarray:
-    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    s, c = pm.sincos(pm.radians(deg))
     return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
 
 
 def rot_y(deg: float) -> np.ndarray:
-    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    s, c = pm.sincos(pm.radians(deg))
     return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
 
 
 def rot_z(deg: float) -> np.ndarray:
-    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    s, c = pm.sincos(pm.radians(deg))
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
 
 
 def to_local(p: np.ndarray, center, rot: np.ndarray | None = None) -> np.ndarray:
     """Coordinates of p in a frame at `center` whose axes are the columns of `rot`."""
     q = p - np.asarray(center, dtype=p.dtype)
-    return q if rot is None else q @ rot.astype(p.dtype)
+    return q if rot is None else pm.matmul(q, rot)   # not `@`: BLAS kernels differ per CPU
 
 
 def ellipsoid(p: np.ndarray, center, radii, rot: np.ndarray | None = None) -> np.ndarray:
@@ -83,7 +86,7 @@ def tapered_capsule(p: np.ndarray, a, b, ra: float, rb: float) -> np.ndarray:
     b = np.asarray(b, dtype=p.dtype)
     pa = p - a
     ba = b - a
-    h = np.clip((pa @ ba) / float(ba @ ba), 0.0, 1.0)
+    h = np.clip(pm.dot3(pa, ba) / float(pm.dot3(ba, ba)), 0.0, 1.0)
     return length(pa - h[:, None] * ba) - (ra + (rb - ra) * h)
 
 
@@ -92,7 +95,7 @@ def capsule(p: np.ndarray, a, b, r: float) -> np.ndarray:
     b = np.asarray(b, dtype=p.dtype)
     pa = p - a
     ba = b - a
-    h = np.clip((pa @ ba) / float(ba @ ba), 0.0, 1.0)
+    h = np.clip(pm.dot3(pa, ba) / float(pm.dot3(ba, ba)), 0.0, 1.0)
     return length(pa - h[:, None] * ba) - r
 
 
@@ -137,7 +140,7 @@ LOCAL_MARGIN = 0.015
 def _active_blocks(fn: SDF, lo: np.ndarray, h: float, nblocks: np.ndarray, base: int,
                    safety: float) -> np.ndarray:
     """Integer coords of the base-size blocks the zero set may cross (coarse to fine)."""
-    levels = int(np.ceil(np.log2(max(nblocks.max(), 1))))
+    levels = (int(max(nblocks.max(), 1)) - 1).bit_length()   # ceil(log2(n)), in integers
     size = base * (1 << levels)
     n0 = np.ceil(nblocks * base / size).astype(int)
     blocks = np.stack(np.meshgrid(*[np.arange(k) for k in n0], indexing="ij"), -1).reshape(-1, 3)
@@ -230,7 +233,7 @@ def mesh_sdf(fn: SDF, lo, hi, h: float, detail=(), safety: float = 1.5):
     c0, odd = ii // 2, ii % 2
     cflat = coarse.reshape(-1)
     cs = np.array([coarse_shape[1] * coarse_shape[2], coarse_shape[2], 1])
-    base_i = c0 @ cs
+    base_i = c0 @ cs     # integer products: exact, no BLAS
     acc = np.zeros(len(ii), dtype=np.float32)
     for off in offs2:
         acc += cflat[base_i + (odd * off) @ cs]

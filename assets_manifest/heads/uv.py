@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+from . import portable_math as pm
+
 
 def split_seams(verts: np.ndarray, faces: np.ndarray, corner_uv: np.ndarray):
     """Give every distinct (vertex, uv) pair its own vertex.
@@ -39,7 +41,7 @@ def cylindrical_uv(verts: np.ndarray, faces: np.ndarray, z_range: tuple[float, f
     their wrapped corners instead of spanning the whole texture.
     """
     x, y, z = verts[:, 0], verts[:, 1], verts[:, 2]
-    u = 0.5 + np.arctan2(x, -y) / (2 * np.pi)
+    u = 0.5 + pm.arctan2(x, -y) / (2 * np.pi)     # not np.arctan2: SIMD paths differ per CPU
     v = np.clip((z - z_range[0]) / (z_range[1] - z_range[0]), 0.0, 1.0)
     cu = u[faces]
     wrap = (cu.max(axis=1) - cu.min(axis=1)) > 0.5
@@ -66,5 +68,5 @@ def seamless_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Vertex normals computed as if seam duplicates were one vertex (no shading seam)."""
     _, first, inverse = np.unique(np.round(verts, 9), axis=0, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
-    welded = trimesh.Trimesh(verts[first], inverse[faces], process=False)
-    return np.asarray(welded.vertex_normals)[inverse]
+    # trimesh's vertex_normals uses arccos and np.dot (BLAS); same weighting, portable math
+    return pm.vertex_normals(verts[first], inverse[faces])[inverse]

@@ -26,13 +26,15 @@ SCLERA = (0.56, 0.52, 0.48)
 PUPIL = (0.004, 0.004, 0.004)
 
 
+SUBSURFACE_METHODS = ("RANDOM_WALK_SKIN", "RANDOM_WALK", "RANDOM_WALK_LEGACY", "BURLEY")
+DEFAULT_SUBSURFACE_METHOD = "RANDOM_WALK_SKIN"
+
+
 class _Graph:
     """Small helper to build a node tree: nodes placed left to right as created."""
 
     def __init__(self, mat: bpy.types.Material):
-        # Blender 5 always gives materials a node tree; older versions need use_nodes
-        if getattr(mat, "node_tree", None) is None or not mat.node_tree.nodes:
-            mat.use_nodes = True
+        # Blender 5 gives every new material a node tree (Material.use_nodes is deprecated)
         self.tree = mat.node_tree
         self.tree.nodes.clear()
         self.x = -1400
@@ -50,11 +52,25 @@ class _Graph:
                 self.set(n, key, value)
         return n
 
-    def set(self, node, socket: str, value) -> None:
+    @staticmethod
+    def _input(node, socket: str | int):
+        if isinstance(socket, int):
+            return node.inputs[socket]
+        # by identifier over all inputs: since Blender 5.2, inputs["name"] skips sockets the node's
+        # mode disables (e.g. Subsurface IOR unless the method is RANDOM_WALK_SKIN)
+        for sock in node.inputs:
+            if sock.identifier == socket:
+                return sock
+        named = sorted((sock for sock in node.inputs if sock.name == socket), key=lambda sock: not sock.enabled)
+        if named:
+            return named[0]
+        raise KeyError(f"{node.bl_idname} has no input {socket!r}")
+
+    def set(self, node, socket: str | int, value) -> None:
+        sock = self._input(node, socket)
         if isinstance(value, bpy.types.NodeSocket):
-            self.tree.links.new(value, node.inputs[socket])
+            self.tree.links.new(value, sock)
         else:
-            sock = node.inputs[socket]
             if hasattr(sock, "default_value") and hasattr(sock.default_value, "__len__") and not isinstance(value, str):
                 if len(sock.default_value) == 4 and len(value) == 3:
                     value = (*value, 1.0)
@@ -107,7 +123,7 @@ def _ellipsoid_mask(g: _Graph, coords, centre, radii, inner: float = 0.55):
     return g.math("SUBTRACT", 1.0, g.smoothstep(dist, inner, 1.0))
 
 
-def skin_material(record: dict) -> bpy.types.Material:
+def skin_material(record: dict, subsurface_method: str = DEFAULT_SUBSURFACE_METHOD) -> bpy.types.Material:
     p, mats, lm = record["params"], record["materials"], record["landmarks"]
     s = p["head_scale"]
     mat = bpy.data.materials.new("head_skin")
@@ -150,7 +166,7 @@ def skin_material(record: dict) -> bpy.types.Material:
     g.set(bump, "Height", height)
 
     radius = [c / p["subsurface_radius_mm"] for c in mats["subsurface_radius_rgb_mm"]]
-    bsdf = g.node("ShaderNodeBsdfPrincipled", _subsurface_method="RANDOM_WALK_SKIN")
+    bsdf = g.node("ShaderNodeBsdfPrincipled", _subsurface_method=subsurface_method)
     g.set(bsdf, "Base Color", base)
     g.set(bsdf, "Roughness", rough)
     g.set(bsdf, "Normal", bump.outputs["Normal"])
@@ -238,12 +254,15 @@ def hair_material(record: dict) -> bpy.types.Material:
     return mat
 
 
-def apply_head_materials(objects_by_part: dict[str, bpy.types.Object], params_dict: dict) -> None:
+def apply_head_materials(objects_by_part: dict[str, bpy.types.Object], params_dict: dict,
+                         subsurface_method: str = DEFAULT_SUBSURFACE_METHOD) -> None:
     """Give each part its material. `params_dict` is the GLB's synthgen_head record
     (or a bare HeadParams.to_dict(), from which the record is rebuilt)."""
+    if subsurface_method not in SUBSURFACE_METHODS:
+        raise ValueError(f"subsurface_method {subsurface_method!r}: expected one of {', '.join(SUBSURFACE_METHODS)}")
     record = params_dict if "params" in params_dict else _record_from_params(params_dict)
     makers = {
-        "skin": lambda: skin_material(record),
+        "skin": lambda: skin_material(record, subsurface_method),
         "eye": lambda: eye_material(record),
         "cornea": cornea_material,
         "hair": lambda: hair_material(record),
@@ -271,7 +290,7 @@ def _record_from_params(params: dict) -> dict:
             "landmarks": make_layout(hp).landmarks(), "eye_uv": dict(eyes.EYE_UV)}
 
 
-def import_head_glb(path: str) -> dict[str, bpy.types.Object]:
+def import_head_glb(path: str, subsurface_method: str = DEFAULT_SUBSURFACE_METHOD) -> dict[str, bpy.types.Object]:
     """Import a head GLB into the current scene, apply its materials; returns {part: object}."""
     record = read_head_record(path)
     before = set(bpy.data.objects)
@@ -286,5 +305,5 @@ def import_head_glb(path: str) -> dict[str, bpy.types.Object]:
     missing = [p for p in record["parts"] if p not in objects]
     if missing:
         raise ValueError(f"{path}: parts missing after import: {', '.join(missing)}")
-    apply_head_materials(objects, record)
+    apply_head_materials(objects, record, subsurface_method)
     return objects

@@ -59,9 +59,7 @@ def _reset_scene(hdri_path: str, resolution: int, samples: int, exposure: float 
     scene.view_settings.look = "None"
     scene.view_settings.exposure = exposure
     world = bpy.data.worlds.new("hdri")
-    scene.world = world
-    if getattr(world, "node_tree", None) is None:
-        world.use_nodes = True
+    scene.world = world  # comes with a node tree (World.use_nodes is deprecated)
     nodes = world.node_tree.nodes
     nodes.clear()
     env = nodes.new("ShaderNodeTexEnvironment")

@@ -18,12 +18,12 @@ Why this mechanism:
 * In the ``bpy`` module (background mode) a render's pixels cannot be read
   directly: ``Image('Render Result').pixels`` is empty, and the compositor
   Viewer node creates no image. So the render has to go through a file.
-* The compositor File Output node (Blender 5.0: ``CompositorNodeOutputFile``
+* The compositor File Output node (Blender 5.x: ``CompositorNodeOutputFile``
   with ``file_output_items``, inside ``scene.compositing_node_group``) also
   works, but it needs the compositor on and extra nodes, and it was no faster
   in a timing test (128 px, 16 samples). The plain scene output gives every enabled pass without any node setup.
 * The "passes are missing" symptom seen at first was not a Blender problem.
-  Blender 5.0 writes multi-layer EXRs as **multi-part** files by default (one
+  Blender 5.x writes multi-layer EXRs as **multi-part** files by default (one
   part per pass; ``image_settings.use_exr_interleave`` is False).
   ``OpenEXR.File(...).channels()`` only returns the first part, which is
   ``<ViewLayer>.Combined``. The depth, normal and diffuse-colour passes are in

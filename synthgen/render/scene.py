@@ -90,9 +90,8 @@ def world_map_resolution(map_width: int, configured: int = 0) -> int:
 def _world_nodes(scene):
     """Environment texture -> Background. Rotation, exposure and white balance are not in the
     shader (see the module docstring): every extra node is evaluated 8 M times per importance map."""
-    world = bpy.data.worlds.new("synthgen_world")
+    world = bpy.data.worlds.new("synthgen_world")  # comes with a node tree (World.use_nodes is deprecated)
     scene.world = world
-    world.use_nodes = True
     world.cycles.sampling_method = "MANUAL"  # resolution set per map in GroupRenderer.render_lighting
     nt = world.node_tree
     nt.nodes.clear()
@@ -116,8 +115,8 @@ def _is_procedural_head(path: str) -> bool:
         return False
 
 
-def import_asset(path: str) -> list:
-    """Import a head file; return its mesh objects."""
+def import_asset(path: str, subsurface_method: str = "RANDOM_WALK_SKIN") -> list:
+    """Import a head file; return its mesh objects. `subsurface_method` is the procedural skin's."""
     if not os.path.isfile(path):  # e.g. a catalog path not mounted on this node; Blender would only say "select a file"
         raise FileNotFoundError(f"{path}: no such head file on this node")
     before = set(bpy.data.objects)
@@ -125,7 +124,7 @@ def import_asset(path: str) -> list:
     if ext == ".glb" and _is_procedural_head(path):
         from synthgen.render import head_materials
 
-        head_materials.import_head_glb(path)  # Cycles skin/eye/hair materials from the GLB's params
+        head_materials.import_head_glb(path, subsurface_method)  # Cycles skin/eye/hair materials from the GLB's params
     elif ext in (".glb", ".gltf"):
         bpy.ops.import_scene.gltf(filepath=path)
     elif ext == ".obj":
@@ -252,7 +251,8 @@ class GroupRenderer:
         self.rig.rotation_euler = (0.0, 0.0, 0.0)
         bpy.context.view_layer.update()
         with redirect_fd1(self.log_path):
-            self.head_objects = import_asset(row["head_uri"])
+            self.head_objects = import_asset(row["head_uri"],
+                                             self.cfg.get("subsurface_method", "RANDOM_WALK_SKIN"))
         for o in self.head_objects:
             if o.parent is None:
                 o.parent = self.rig
