@@ -4,7 +4,8 @@ Blender 5.2 changed Cycles' random-walk subsurface (the mapping from radius
 and anisotropy to albedo) and kept the old behaviour as RANDOM_WALK_LEGACY.
 This renders the same procedural head GLBs with each configuration and tiles
 them into one labelled sheet (rows: heads; columns: configurations), then
-prints how far each configuration's skin is from the first column's.
+prints how far each configuration's skin is from the first column's, next
+to the noise floor: the first configuration again with another Cycles seed.
 
 Each configuration is a checkout (with its own venv) and a subsurface method:
 
@@ -35,7 +36,8 @@ CHILD = r"""
 import json, os, sys
 import bpy
 from synthgen.render import head_materials, head_preview
-method, res, samples, out_dir, heads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+method, res, samples, seed, out_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+heads = sys.argv[6:]
 node = head_materials._Graph.node
 def node_with_method(self, kind, **inputs):
     if "_subsurface_method" in inputs:
@@ -44,7 +46,7 @@ def node_with_method(self, kind, **inputs):
 head_materials._Graph.node = node_with_method
 scene = head_preview._reset_scene(head_preview.builtin_hdri("studio.exr"), res, samples, exposure=-0.7)
 scene.cycles.use_adaptive_sampling = False
-scene.cycles.seed = 7
+scene.cycles.seed = seed
 for i, h in enumerate(heads):
     for yaw in (0.0, 35.0):
         head_preview.render_head(h, os.path.join(out_dir, f"{i}_{int(yaw)}.png"), yaw_deg=yaw)
@@ -52,10 +54,11 @@ print(json.dumps({"blender": bpy.app.version_string}))
 """
 
 
-def render_config(checkout: str, method: str, heads: list[str], res: int, samples: int, out_dir: str) -> str:
+def render_config(checkout: str, method: str, heads: list[str], res: int, samples: int, out_dir: str,
+                  seed: int = 7) -> str:
     py = os.path.join(checkout, ".venv", "bin", "python")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([py, "-c", CHILD, method, str(res), str(samples), out_dir, *heads],
+    r = subprocess.run([py, "-c", CHILD, method, str(res), str(samples), str(seed), out_dir, *heads],
                        cwd=checkout, env=env, capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"{checkout}: render failed:\n{r.stderr[-2000:]}")
@@ -88,6 +91,15 @@ def main() -> int:
             for hi in range(len(heads)):
                 for vi, yaw in enumerate((0, 35)):
                     tiles[ci, hi, vi] = np.asarray(Image.open(os.path.join(d, f"{hi}_{yaw}.png")).convert("RGBA"))
+        # noise floor: the first config with another Cycles seed (not drawn)
+        label, checkout, method = configs[0]
+        d = os.path.join(tmp, "noise")
+        os.makedirs(d)
+        render_config(checkout, method, heads, res, args.samples, d, seed=8)
+        for hi in range(len(heads)):
+            for vi, yaw in enumerate((0, 35)):
+                tiles[len(configs), hi, vi] = np.asarray(Image.open(os.path.join(d, f"{hi}_{yaw}.png")).convert("RGBA"))
+        print(f"rendered {label} again with another seed (noise floor)", flush=True)
 
     # sheet: one column pair (front, 3/4) per config, one row per head
     cols = len(configs) * 2
@@ -107,7 +119,8 @@ def main() -> int:
 
     # skin difference from the first config: mean over pixels both renders cover
     print(f"\n{'config':<22} {'mean sRGB (R, G, B) of the head':<34} {'mean |diff| vs ' + configs[0][0]:<26} max |diff|")
-    for ci, (label, _, _) in enumerate(configs):
+    rows = [label for label, _, _ in configs] + [f"{configs[0][0]}, seed 8"]
+    for ci, label in enumerate(rows):
         means, diffs, peaks = [], [], []
         for (c, hi, vi), t in tiles.items():
             if c != ci:

@@ -35,6 +35,12 @@ def cmd_train(args) -> int:
     cfg = config_mod.load(args.config, overrides)
     shards = args.shards[0] if len(args.shards) == 1 else list(args.shards)
     if args.workers > 1 or args.address:
+        try:
+            import ray.train  # noqa: F401
+        except ImportError:
+            print("relight train --workers/--address needs Ray Train: pip install '.[farm]' "
+                  "(ray[default,train])", file=sys.stderr)
+            return 2
         from relight.distributed import run_distributed
 
         summary = run_distributed(cfg, shards, args.out, args.workers, use_gpu=args.gpu, address=args.address,
