@@ -29,6 +29,7 @@ class ScanResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     pinned: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)  # files left out for their problems
 
 
 def kind_of(path: str) -> str | None:
@@ -140,6 +141,7 @@ def scan(
 ) -> ScanResult:
     result = ScanResult()
     paths = list_assets(root)
+    first_with: dict[str, str] = {}  # asset_id -> the first file with that content
     for path in tqdm(paths, desc="scan", unit="asset", disable=not progress):
         try:
             meta = sidecar_for(path, root)
@@ -149,8 +151,13 @@ def scan(
             row, problems = record_for(path, manifest_path, lic, meta.get("source", source or ""))
         except AssetError as e:
             row, problems = None, [str(e)]
+        if not problems and row["asset_id"] in first_with:
+            # byte-identical files (and textures) share an asset_id: a manifest lists content once
+            problems = [f"{path}: same content as {first_with[row['asset_id']]} ({row['asset_id']}); "
+                        "remove one of them (--skip-bad keeps the first)"]
         if problems:
             result.problems += problems
+            result.skipped.append(path)
             if on_problem:
                 for p in problems:
                     on_problem(p)
@@ -158,10 +165,12 @@ def scan(
         if "split" in meta:
             if meta["split"] not in ("train", "val", "test"):
                 result.problems.append(f"{path}: sidecar split {meta['split']!r} must be train, val or test")
+                result.skipped.append(path)
                 continue
             row["split"] = meta["split"]
             result.pinned.add(row["asset_id"])
         else:
             row["split"] = splits.split_for(row["asset_id"], splits.parse_fractions(fractions))
+        first_with[row["asset_id"]] = path
         result.rows.append(row)
     return result

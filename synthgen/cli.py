@@ -44,6 +44,9 @@ def cmd_scan(args) -> int:
         return _fail(f"{args.folder}: no heads or HDRIs found", 1)
     write_manifest(result.rows, out)
     _summary(out)
+    if result.skipped:
+        names = ", ".join(result.skipped[:5]) + (f" and {len(result.skipped) - 5} more" if len(result.skipped) > 5 else "")
+        print(f"skipped {len(result.skipped)} file(s) (--skip-bad): {names}", file=sys.stderr)
     return 1 if result.problems else 0
 
 

@@ -180,3 +180,21 @@ def test_not_a_manifest(tmp_path):
     p.write_bytes(b"nope")
     r = run_cli("assets", "validate", str(p))
     assert r.returncode == 2 and "not a Parquet manifest" in r.stderr and str(p) in r.stderr
+
+
+def test_byte_identical_heads_name_both_files(good_assets, tmp_path):
+    heads = os.path.join(good_assets, "heads")
+    first, second = os.path.join(heads, "head02.ply"), os.path.join(heads, "zcopy.ply")
+    shutil.copy(first, second)  # same bytes, so the same content-derived asset_id
+    manifest = str(tmp_path / "m.parquet")
+    r = run_cli("assets", "scan", good_assets, "--out", manifest, "-q")
+    assert r.returncode == 1, r.stderr  # bad input data, not a usage error
+    lines = [ln for ln in r.stderr.splitlines() if not ln.startswith("error:")]
+    assert len(lines) == 1 and f"{second}: same content as {first} (head-" in lines[0], r.stderr
+    assert "nothing written" in r.stderr and not os.path.exists(manifest)
+    r = run_cli("assets", "scan", good_assets, "--out", manifest, "--skip-bad", "-q")
+    assert r.returncode == 1, r.stderr
+    assert f"skipped 1 file(s) (--skip-bad): {second}" in r.stderr
+    rows = read_rows(manifest)
+    assert len(rows) == 5 and "zcopy" not in {row["name"] for row in rows}  # the first is kept
+
