@@ -22,6 +22,7 @@ import fsspec
 import numpy as np
 import OpenEXR
 
+from assets_manifest.fileio import publish_mode
 from assets_manifest.schema import AssetError, has_scheme
 
 HDRI_SUFFIXES = (".exr", ".hdr")
@@ -78,7 +79,10 @@ def write_exr(path: str, rgb: np.ndarray, half: bool = True) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".exr", dir=folder)
-    os.close(fd)
+    try:
+        publish_mode(fd)  # 0666 & ~umask, not mkstemp's 0600
+    finally:
+        os.close(fd)
     try:
         with OpenEXR.File(header, {"RGB": rgb}) as f:
             f.write(tmp)

@@ -22,6 +22,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets_manifest.fileio import publish_mode
+
 SCHEMA_VERSION = "assets-manifest/1"
 KINDS = ("head", "hdri")
 SPLITS = ("train", "val", "test", "unassigned")
@@ -163,7 +165,10 @@ def write_manifest(rows_or_table: list[dict[str, Any]] | pa.Table, path: str) ->
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".parquet.tmp", dir=folder)
-    os.close(fd)
+    try:
+        publish_mode(fd)  # mkstemp's 0600 would hide the manifest from other users and nodes
+    finally:
+        os.close(fd)
     try:
         pq.write_table(table, tmp)
         with open(tmp, "rb") as f:

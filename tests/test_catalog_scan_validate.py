@@ -198,3 +198,16 @@ def test_byte_identical_heads_name_both_files(good_assets, tmp_path):
     rows = read_rows(manifest)
     assert len(rows) == 5 and "zcopy" not in {row["name"] for row in rows}  # the first is kept
 
+
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask022", "umask002"])
+def test_manifest_is_readable_like_any_file(good_assets, tmp_path, umask):
+    manifest = str(tmp_path / "manifest.parquet")
+    old = os.umask(umask)  # the CLI subprocess inherits it
+    try:
+        r = run_cli("assets", "scan", good_assets, "--out", manifest, "-q")
+        hdri_io.write_exr(str(tmp_path / "written.exr"), sky())  # the other mkstemp + rename site
+    finally:
+        os.umask(old)
+    assert r.returncode == 0, r.stderr
+    assert oct(os.stat(manifest).st_mode & 0o777) == oct(0o666 & ~umask)  # not mkstemp's 0600
+    assert oct(os.stat(tmp_path / "written.exr").st_mode & 0o777) == oct(0o666 & ~umask)

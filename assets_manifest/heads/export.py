@@ -22,6 +22,8 @@ import numpy as np
 import trimesh
 from trimesh.visual.material import PBRMaterial
 
+from assets_manifest.fileio import publish_mode
+
 from . import eyes as E
 from . import portable_math as pm
 from .geometry import build_head, make_layout
@@ -129,6 +131,7 @@ def write_head_glb(params: HeadParams, path: str) -> dict:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".glb", dir=directory)
     try:
+        publish_mode(fd)  # 0666 & ~umask, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
