@@ -241,3 +241,50 @@ def test_world_map_resolution_rule():
 
     assert [world_map_resolution(w) for w in (16, 256, 1024, 2048, 4096, 8192)] == [64, 512, 2048, 4096, 4096, 8192]
     assert world_map_resolution(1024, configured=700) == 700
+
+
+def _fake_distribution(root, version: str) -> str:
+    """A folder whose dist-info shadows the installed synthlight-toolkit when put first on PYTHONPATH."""
+    info = root / f"synthlight_toolkit-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: synthlight-toolkit\nVersion: {version}\n")
+    return os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+def test_samples_record_the_installed_synthgen_version(catalog, tmp_path):
+    """software.synthgen is the distribution's version, in-process (--local) and in a farm worker's Blender child."""
+    from synthgen import job as jobs
+    from synthgen.render_process import BlenderProcess
+
+    pythonpath = _fake_distribution(tmp_path / "site", "9.8.7.dev13")
+    out = str(tmp_path / "ds")
+    extra = ["splits.train=1", "splits.val=0", "splits.test=0", "render.resolution=32", "render.samples=4",
+             "render.passes=[]", "lighting.hdris_per_group=1", "lighting.rotations_per_hdri=2"]
+    r = subprocess.run([sys.executable, "-m", "synthgen.cli", "render", QUICK, "--out", out, "--local", "-q",
+                        *sets(catalog, extra)], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                       env={**os.environ, "PYTHONPATH": pythonpath})
+    assert r.returncode == 0, r.stderr[-3000:]
+    (sample,) = dataset.iter_samples(out)
+    software = json.loads(sample["json"])["software"]
+    assert software["synthgen"] == "9.8.7.dev13", software  # was the literal "0.1.0"
+    assert software["blender"].startswith("5.")
+    cfg = jobs.load(QUICK, [*TINY, "render.resolution=32"]).to_dict()["render"]
+    blender = BlenderProcess(cfg, threads=1, env={"PYTHONPATH": pythonpath})
+    try:
+        assert blender.software == software  # the child reports what the in-process renderer records
+    finally:
+        blender.close()
+
+
+def test_version_is_unknown_only_when_not_installed(monkeypatch):
+    import importlib.metadata
+
+    import synthgen
+
+    assert synthgen.version() == importlib.metadata.version("synthlight-toolkit")
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert synthgen.version() == "unknown"

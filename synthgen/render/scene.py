@@ -320,6 +320,7 @@ class GroupRenderer:
 
 
 def software_versions() -> dict[str, str]:
+    """What every sample records as ``software``: here in-process, and in the Blender child of a farm worker."""
     import synthgen
 
-    return {"blender": bpy.app.version_string, "synthgen": getattr(synthgen, "__version__", "0.1.0")}
+    return {"blender": bpy.app.version_string, "synthgen": synthgen.version()}
