@@ -292,8 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a job key, e.g. --set render.samples=16 (repeatable)")
         c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         if name == "render":
+            # render always keeps the finished shards whose checksums verify; the flag changes nothing
             c.add_argument("--resume", action="store_true",
-                           help="keep finished shards whose checksums verify (also the default when re-run)")
+                           help="no-op: resume is the default (finished shards whose checksums verify are "
+                                "kept); kept for scripts")
             _farm_arguments(c)
         c.set_defaults(func=func)
     i = sub.add_parser("inspect", help="counts and sizes per split; validate every shard",

@@ -6,9 +6,10 @@ completion file ``completed/<shard>.json`` (sha256, bytes, keys, failures,
 timings). The Ray farm calls the same function; here shards run one after
 another in this process, sharing one Blender session.
 
-Resume (``--resume``, or the same command again) keeps every shard whose
-completion record exists and whose tar still has the recorded sha256, and
-renders the rest; the result equals an uninterrupted run.
+Resume is the default (the same command again; ``--resume`` is a no-op kept
+for scripts): it keeps every shard whose completion record exists and whose
+tar still has the recorded sha256, and renders the rest; the result equals an
+uninterrupted run.
 """
 
 from __future__ import annotations

@@ -124,3 +124,15 @@ def test_plan_fails_clearly_without_assets_for_a_split(catalog, tmp_path):
     write_manifest(only_train.to_pylist(), path)
     with pytest.raises(JobError, match="splits.val = 2 but the catalogs .* have no val heads"):
         plan.make_plan(load(path))
+
+
+def test_render_resume_flag_is_documented_as_the_default():
+    """`--resume` changes nothing (render always resumes): --help and the README say so."""
+    r = subprocess.run([sys.executable, "-m", "synthgen.cli", "render", "--help"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    flat = " ".join(r.stdout.split())
+    assert "--resume no-op: resume is the default" in flat and "kept for scripts" in flat
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = " ".join(f.read().split())
+    assert "resume is the default (`--resume` is accepted for scripts and changes nothing)" in readme
