@@ -92,7 +92,8 @@ def white_balance_gains(kelvin: float) -> list[float]:
 def _lightings(rng: np.random.Generator, job: Job, hdris: list[dict[str, Any]]) -> list[dict[str, Any]]:
     lit = job.lighting
     n = lit.hdris_per_group
-    # distinct maps while there are enough, then another shuffled round
+    # distinct maps while there are enough, then another shuffled round (make_plan refuses a split of
+    # one HDRI when n > 1: every lighting would reuse it)
     picks = np.concatenate([rng.permutation(len(hdris)) for _ in range(-(-n // len(hdris)))])[:n]
     out = []
     for idx in picks:
@@ -165,6 +166,11 @@ def make_plan(job: Job, assets: Assets | None = None) -> pa.Table:
             if not pool:
                 raise JobError(f"{job.source}: splits.{split} = {n} but the catalogs "
                                f"({', '.join(job.job.catalogs)}) have no {split} {kind}s")
+        k = job.lighting.hdris_per_group
+        if k > 1 and len(assets.hdris[split]) == 1:  # every lighting of every group would use the same map
+            raise JobError(f"{job.source}: lighting.hdris_per_group = {k} but the catalogs "
+                           f"({', '.join(job.job.catalogs)}) have 1 {split} HDRI; add {split} HDRIs "
+                           "or set lighting.hdris_per_group = 1")
         for i in range(n):
             rows.append(plan_group(job, assets, split, g, shard_name(split, i // job.job.shard_size)))
             g += 1

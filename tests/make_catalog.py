@@ -21,8 +21,11 @@ for i, split in enumerate(["train", "train", "val", "test"]):
     p = f"{root}/heads/ball{i}.glb"
     m.export(p)
     json.dump({"split": split}, open(p + ".asset.json", "w"))
-for i, (style, split) in enumerate([("studio", "train"), ("clear_sky", "train"), ("rim", "val"), ("overcast", "test")]):
-    p = f"{root}/hdri/{style}.exr"
+# two HDRIs per held-out split: jobs with lighting.hdris_per_group = 2 refuse a split of one
+hdris = [("studio", "studio", "train"), ("clear_sky", "clear_sky", "train"), ("rim", "rim", "val"),
+         ("overcast", "overcast", "test"), ("hazy_sky", "hazy_sky", "val"), ("studio_b", "studio", "test")]
+for i, (name, style, split) in enumerate(hdris):
+    p = f"{root}/hdri/{name}.exr"
     hdri_io.write_exr(p, procedural_hdri.generate(style, i, 256).rgb)
     json.dump({"split": split}, open(p + ".asset.json", "w"))
 json.dump({"license": "CC0-1.0", "source": "test"}, open(f"{root}/_catalog.json", "w"))

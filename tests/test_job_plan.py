@@ -136,3 +136,30 @@ def test_render_resume_flag_is_documented_as_the_default():
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = " ".join(f.read().split())
     assert "resume is the default (`--resume` is accepted for scripts and changes nothing)" in readme
+
+
+def test_plan_refuses_two_hdris_per_group_from_a_split_of_one(catalog, tmp_path):
+    """hdris_per_group = 2 with one val HDRI would give every val lighting the same map: one line, exit 2."""
+    from assets_manifest.schema import read_manifest, write_manifest
+    import pyarrow.compute as pc
+
+    t = read_manifest(catalog)
+    val_hdris = t.filter(pc.and_(pc.equal(t.column("split"), "val"), pc.equal(t.column("kind"), "hdri")))
+    assert val_hdris.num_rows >= 2
+    drop = val_hdris.column("asset_id")[0].as_py()
+    one = str(tmp_path / "one_val_hdri.parquet")
+    write_manifest(t.filter(pc.not_equal(t.column("asset_id"), drop)), one)
+    out = tmp_path / "p"
+    r = subprocess.run([sys.executable, "-m", "synthgen.cli", "plan", os.path.join(ROOT, "jobs", "quickstart.toml"),
+                        "--set", f'job.catalogs=["{one}"]', "--set", "lighting.hdris_per_group=2",
+                        "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"error: {os.path.join(ROOT, 'jobs', 'quickstart.toml')}: lighting.hdris_per_group = 2 but the catalogs "
+        f"({one}) have 1 val HDRI; add val HDRIs or set lighting.hdris_per_group = 1"]
+    assert not out.exists()
+    r = subprocess.run([sys.executable, "-m", "synthgen.cli", "plan", os.path.join(ROOT, "jobs", "quickstart.toml"),
+                        "--set", f'job.catalogs=["{one}"]', "--set", "lighting.hdris_per_group=1",
+                        "--set", "lighting.rotations_per_hdri=2", "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
