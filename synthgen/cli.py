@@ -109,11 +109,33 @@ def _out(args, job) -> str:
     return args.out or os.path.join("out", job.job.id)
 
 
+OWN_ENTRIES = ("dataset.json", "plan.parquet", "completed")  # any one marks a folder synthgen wrote
+
+
+def _not_ours(out: str, storage_options: dict | None = None) -> str | None:
+    """One line refusing ``out`` when it is a file, or a non-empty folder synthgen did not write; else None."""
+    from synthgen import storage
+
+    dest = storage.open_dest(out, storage_options)
+    try:
+        if not dest.fs.isdir(dest.root):
+            return f"--out {out}: a file, not a folder" if dest.fs.exists(dest.root) else None
+        names = {os.path.basename(p.rstrip("/")) for p in dest.fs.ls(dest.root, detail=False)}
+    except FileNotFoundError:
+        return None
+    if not names or names & set(OWN_ENTRIES):
+        return None
+    return (f"--out {out}: a folder with other files, not a synthgen output (no dataset.json, plan.parquet "
+            "or completed/); give a new or empty folder")
+
+
 def cmd_plan(args) -> int:
     from synthgen import plan
 
     job = _job(args)
     out = _out(args, job)
+    if refusal := _not_ours(out):
+        return _fail(refusal)
     table = plan.make_plan(job)
     path = plan.write_plan(table, job, os.path.join(out, "plan.parquet"))
     shards = len(set(table.column("shard").to_pylist()))
@@ -147,9 +169,13 @@ def cmd_render(args) -> int:
             return _fail(missing)
     job = _job(args)
     out = _out(args, job)
+    if args.local and has_scheme(out):
+        return _fail(f"--out {out}: --local writes to a local folder; leave out --local for fsspec URLs")
+    from synthgen import storage
+
+    if refusal := _not_ours(out, storage.parse_storage_options(args.storage_option) if has_scheme(out) else None):
+        return _fail(refusal)  # before anything is written: dataset.json and shards/ would land among them
     if args.local:
-        if has_scheme(out):
-            return _fail(f"--out {out}: --local writes to a local folder; leave out --local for fsspec URLs")
         from synthgen import runner
 
         try:

@@ -163,3 +163,40 @@ def test_plan_refuses_two_hdris_per_group_from_a_split_of_one(catalog, tmp_path)
                         "--set", "lighting.rotations_per_hdri=2", "--out", str(out)],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+
+
+def test_plan_and_render_refuse_a_folder_of_other_files(catalog, tmp_path):
+    """--out naming a non-empty folder synthgen did not write: one line naming it, nothing written there."""
+    import importlib.util
+
+    quick = os.path.join(ROOT, "jobs", "quickstart.toml")
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"not yours")
+
+    def synthgen(*args: str) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run([sys.executable, "-m", "synthgen.cli", *args, "--set", f'job.catalogs=["{catalog}"]'],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"synthgen {' '.join(args)} did not refuse the folder (it went on to render)")
+
+    refusal = ("a folder with other files, not a synthgen output (no dataset.json, plan.parquet or completed/); "
+               "give a new or empty folder")
+    runs = [("plan", quick, "--out", str(mine)),
+            # a URL goes to the farm; --address skips the bpy check and the refusal comes before Ray is joined
+            ("render", quick, "--out", f"file://{mine}", "--address", "127.0.0.1:1")]
+    if importlib.util.find_spec("bpy") is not None:
+        runs.append(("render", quick, "--out", str(mine), "--local"))
+    for args in runs:
+        r = synthgen(*args)
+        out = args[args.index("--out") + 1]
+        assert (r.returncode, r.stderr.strip().splitlines()) == (2, [f"error: --out {out}: {refusal}"]), args
+        assert os.listdir(mine) == ["holiday.jpg"], args
+    (mine / "holiday.jpg").unlink()  # empty: fine, and so is a folder synthgen wrote (plan.parquet)
+    assert synthgen("plan", quick, "--out", str(mine)).returncode == 0
+    (mine / "notes.txt").write_text("mine, beside the plan")
+    r = synthgen("plan", quick, "--out", str(mine))
+    assert r.returncode == 0, r.stderr
+    r = synthgen("plan", quick, "--out", str(mine / "notes.txt"))
+    assert (r.returncode, r.stderr.strip()) == (2, f"error: --out {mine / 'notes.txt'}: a file, not a folder")
