@@ -184,6 +184,8 @@ def resolve_shards(source: str | list[str], split: str = "train", allow_remote: 
         return _split_urls(source, split, allow_remote)
     urls = [os.path.abspath(u) for u in braceexpand.braceexpand(source)]
     missing = [u for u in urls if not os.path.isfile(u)]
+    if missing and urls == [os.path.abspath(source)]:  # one path, no pattern: a dataset folder or a shard
+        raise DataError(f"{source}: no such folder or shard")
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DataError(f"{missing[0]}: no such shard{more}")

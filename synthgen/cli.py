@@ -225,6 +225,8 @@ def cmd_inspect(args) -> int:
     from synthgen import storage
 
     lines, problems = dataset.inspect(args.out_dir, storage.parse_storage_options(args.storage_option))
+    if not lines:  # no dataset to report on (no such folder, no dataset.json): that one line
+        return _fail(problems[0], 1)
     for line in lines:
         print(line)
     for p in problems:

@@ -146,6 +146,8 @@ def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tupl
     time from a temporary copy."""
     dest = storage.open_dest(out_dir, storage_options)
     if not dest.exists("dataset.json"):
+        if not dest.fs.exists(dest.root):
+            return [], [f"{out_dir}: no such folder"]
         return [], [f"{out_dir}: no dataset.json (not a synthgen output, or the job has not finished)"]
     meta = dest.read_json("dataset.json")
     lines, problems = [], []

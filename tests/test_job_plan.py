@@ -200,3 +200,14 @@ def test_plan_and_render_refuse_a_folder_of_other_files(catalog, tmp_path):
     assert r.returncode == 0, r.stderr
     r = synthgen("plan", quick, "--out", str(mine / "notes.txt"))
     assert (r.returncode, r.stderr.strip()) == (2, f"error: --out {mine / 'notes.txt'}: a file, not a folder")
+
+
+def test_inspect_a_missing_folder_in_one_line(tmp_path):
+    missing, other = str(tmp_path / "nothere"), str(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "synthgen.cli", "inspect", missing], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert (r.returncode, r.stdout, r.stderr.strip()) == (1, "", f"error: {missing}: no such folder")
+    r = subprocess.run([sys.executable, "-m", "synthgen.cli", "inspect", other], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert (r.returncode, r.stderr.strip()) == (
+        1, f"error: {other}: no dataset.json (not a synthgen output, or the job has not finished)")

@@ -304,3 +304,15 @@ def test_lpips_and_identity_from_local_weights(world):
         eval_nets.load_identity(world["ident_sd"])
     with pytest.raises(inputs.InputError, match="no backbone weights"):
         eval_nets.load_lpips(world["ident_sd"])
+
+
+def test_extract_from_a_missing_path_says_no_such_folder_or_shard(tmp_path):
+    """`relight extract --shards nothere`: the path may have been meant as a dataset folder, not only a shard."""
+    from conftest import run_cli
+
+    missing = str(tmp_path / "nothere")
+    r = run_cli("extract", "--shards", missing, "--out", str(tmp_path / "x.png"), module="relight.cli")
+    assert (r.returncode, r.stderr.strip()) == (2, f"error: {missing}: no such folder or shard")
+    r = run_cli("extract", "--shards", missing + "/train-{000000..000002}.tar", "--out", str(tmp_path / "x.png"),
+                module="relight.cli")  # a pattern names shards: the first missing one, and how many more
+    assert r.stderr.strip() == f"error: {missing}/train-000000.tar: no such shard (and 2 more)"
