@@ -45,7 +45,8 @@ def cmd_scan(args) -> int:
     write_manifest(result.rows, out)
     _summary(out)
     if result.skipped:
-        names = ", ".join(result.skipped[:5]) + (f" and {len(result.skipped) - 5} more" if len(result.skipped) > 5 else "")
+        more = len(result.skipped) - 5
+        names = ", ".join(result.skipped[:5]) + (f" and {more} more" if more > 0 else "")
         print(f"skipped {len(result.skipped)} file(s) (--skip-bad): {names}", file=sys.stderr)
     return 1 if result.problems else 0
 
