@@ -30,8 +30,8 @@ def cmd_train(args) -> int:
         overrides.append(f"train.max_steps={args.max_steps}")
     if args.pretrained:
         overrides += ["model.source=pretrained", f"model.pretrained={json.dumps(args.pretrained)}"]
-    if args.allow_remote:
-        overrides.append("data.allow_remote=true")
+    for name, value in _read_fields(args).items():
+        overrides.append(f"data.{name}={json.dumps(value)}")
     cfg = config_mod.load(args.config, overrides)
     shards = args.shards[0] if len(args.shards) == 1 else list(args.shards)
     if args.workers > 1 or args.address:
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=int, default=1, help="data-parallel workers through Ray Train (default 1: no Ray)")
     t.add_argument("--gpu", action="store_true", help="one GPU per Ray worker (NCCL); default CPU workers (gloo)")
     t.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-    t.add_argument("--allow-remote", action="store_true", help="allow pipe:/http/s3 shard URLs")
+    _read_args(t)
     t.set_defaults(func=cmd_train)
     add_inference_parsers(sub)
     return p
@@ -163,7 +163,7 @@ def cmd_eval(args) -> int:
     opts = evaluate.EvalOptions(split=args.split, pairs=pairs, batch_size=args.batch, grid_rows=args.grid_rows,
                                 size=args.size, device=args.device, lpips_weights=args.lpips_weights,
                                 identity_weights=args.identity_weights, identity_arch=args.identity_arch,
-                                identity_size=args.identity_size, allow_remote=args.allow_remote)
+                                identity_size=args.identity_size, read=_read_policy(args))
     shards = args.shards[0] if len(args.shards) == 1 else list(args.shards)
     s = evaluate.evaluate(args.model, shards, args.out, _settings(args), opts, progress=not args.quiet)
     base, model = s["overall"]["copy input (baseline)"], s["overall"]["model"]
@@ -178,12 +178,45 @@ def cmd_eval(args) -> int:
 def cmd_extract(args) -> int:
     from relight import infer
 
-    rgba, info = infer.extract_render(args.shards, args.split, args.key, args.lighting, args.allow_remote)
+    rgba, info = infer.extract_render(args.shards, args.split, args.key, args.lighting, _read_policy(args))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     rgba.save(args.out)
     print(f"wrote {args.out} ({rgba.size[0]}x{rgba.size[1]} RGBA, alpha = mask): {info['split']} group "
           f"{info['key']}, lighting {info['lighting']} ({info['hdri']}, rotated {info['rotation_deg']:.0f} deg)")
     return 0
+
+
+def _read_args(p: argparse.ArgumentParser) -> None:
+    """The shard-reading opt-ins and limits (relight.shard_safety.ReadPolicy), on every command that reads shards."""
+    # defaults spelled out: importing shard_safety (webdataset) here would slow down every command
+    p.add_argument("--allow-remote", action="store_true", help="allow http(s), s3://, gs:// ... shard URLs")
+    p.add_argument("--allow-pipe", action="store_true",
+                   help="allow pipe:CMD shard URLs (webdataset runs CMD through a shell)")
+    p.add_argument("--allow-compressed", action="store_true", help="allow gzip/bzip2/xz-compressed shards")
+    p.add_argument("--max-member-mb", type=float, metavar="MB",
+                   help="largest tar member read, in MiB (default 256)")
+    p.add_argument("--max-image-side", type=int, metavar="PX",
+                   help="largest EXR/PNG/JPEG width or height decoded (default 8192)")
+
+
+def _read_fields(args) -> dict:
+    """The ReadPolicy fields given on the command line (flags left out keep the config's or default value)."""
+    out = {name: True for name in ("allow_remote", "allow_pipe", "allow_compressed") if getattr(args, name)}
+    if args.max_member_mb is not None:
+        if not args.max_member_mb > 0:
+            raise ValueError(f"--max-member-mb {args.max_member_mb:g}: must be > 0")
+        out["max_member_bytes"] = max(1, int(args.max_member_mb * (1 << 20)))
+    if args.max_image_side is not None:
+        if args.max_image_side < 1:
+            raise ValueError(f"--max-image-side {args.max_image_side}: must be >= 1")
+        out["max_image_side"] = args.max_image_side
+    return out
+
+
+def _read_policy(args):
+    from relight.shard_safety import ReadPolicy
+
+    return ReadPolicy(**_read_fields(args))
 
 
 def _positive_int(flag: str, text: str) -> int:
@@ -256,7 +289,7 @@ def add_inference_parsers(sub) -> None:
                                               "with --identity-arch")
     e.add_argument("--identity-arch", help="module:callable building the network for an --identity-weights state dict")
     e.add_argument("--identity-size", type=int, default=160, help="input side of the identity network (default 160)")
-    e.add_argument("--allow-remote", action="store_true", help="allow pipe:/http/s3 shard URLs")
+    _read_args(e)
     e.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     e.set_defaults(func=cmd_eval)
 
@@ -267,7 +300,7 @@ def add_inference_parsers(sub) -> None:
     x.add_argument("--split", default="test", help="split of a dataset folder (default test)")
     x.add_argument("--key", help="group key (default: the first group of the split)")
     x.add_argument("--lighting", type=int, default=0, help="which of the group's renders (default 0)")
-    x.add_argument("--allow-remote", action="store_true", help="allow pipe:/http/s3 shard URLs")
+    _read_args(x)
     x.add_argument("--out", required=True, help="output PNG")
     x.set_defaults(func=cmd_extract)
 

@@ -56,7 +56,8 @@ _CHOICES = {
     "model.prediction_type": ("epsilon", "v_prediction", "sample"),
 }
 _POSITIVE = ("train.max_steps", "train.batch_size", "train.grad_accum", "train.lr", "train.log_every",
-             "train.checkpoint_every", "train.keep_checkpoints", "train.val_steps")
+             "train.checkpoint_every", "train.keep_checkpoints", "train.val_steps", "data.max_member_bytes",
+             "data.max_image_side")
 _PROBS = ("train.dropout_portrait", "train.dropout_env", "train.dropout_text", "data.real_ratio")
 
 

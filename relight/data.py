@@ -2,8 +2,9 @@
 
 Sources: a synthgen output folder (its ``dataset.json`` names each split's
 shards; training reads ``train``, validation ``val``, evaluation ``test``), a
-``dataset.json`` path, or shard URLs (local paths and brace patterns; remote
-``pipe:``, http(s) and fsspec URLs only with ``allow_remote=True``).
+``dataset.json`` path, or shard URLs (local paths and brace patterns; http(s)
+and fsspec URLs only with ``allow_remote=True``, ``pipe:`` URLs only with
+``allow_pipe=True``).
 
 Pipeline (webdataset stages, run inside each DataLoader worker)::
 
@@ -60,7 +61,8 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from relight import captions
-from relight.shard_safety import DataError, UnsafeShardError, decode_member, is_remote, raise_unsafe, tar_samples
+from relight.shard_safety import (MAX_IMAGE_SIDE, MAX_MEMBER_BYTES, DataError, ReadPolicy, UnsafeShardError,
+                                  decode_member, is_remote, pipe_refused, raise_unsafe, remote_refused, tar_samples)
 from synthgen import shard_format
 
 __all__ = ["DataConfig", "DataError", "UnsafeShardError", "resolve_shards", "make_dataset", "make_loader",
@@ -84,7 +86,11 @@ class DataConfig:
     real_ratio: float = 0.0  # fraction of real portraits in training batches (paper: 0.3)
     mask_input: bool = True  # input portrait multiplied by the foreground mask (paper Supp. C)
     captions: bool = True  # False: every caption is ""
-    allow_remote: bool = False
+    allow_remote: bool = False  # http(s), s3://, gs://, ... shard URLs
+    allow_pipe: bool = False  # pipe:CMD shard URLs (webdataset runs CMD through a shell)
+    allow_compressed: bool = False  # gzip/bzip2/xz shards (a small shard can unpack to an endless stream)
+    max_member_bytes: int = MAX_MEMBER_BYTES  # per tar member, from its header, before it is read
+    max_image_side: int = MAX_IMAGE_SIDE  # EXR/PNG/JPEG width and height, from the header, before decoding
     skip_bad: bool = False  # warn and skip undecodable samples instead of raising (never unsafe ones)
 
     def __post_init__(self):
@@ -101,6 +107,13 @@ class DataConfig:
         for ok, msg in checks:
             if not ok:
                 raise DataError(f"DataConfig: {msg}")
+        try:
+            self.read_policy()
+        except DataError as e:
+            raise DataError(f"DataConfig: {e}") from None
+
+    def read_policy(self) -> ReadPolicy:
+        return ReadPolicy(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ReadPolicy)})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataConfig":
@@ -117,7 +130,7 @@ class DataConfig:
 def _read_dataset_json(path: str, allow_remote: bool) -> tuple[dict, str]:
     if is_remote(path):
         if not allow_remote:
-            raise DataError(f"{path}: remote dataset refused; pass allow_remote=True to read it")
+            raise DataError(remote_refused(path, "remote dataset"))
         import fsspec
 
         with fsspec.open(path, "r") as f:
@@ -144,30 +157,37 @@ def _split_urls(path: str, split: str, allow_remote: bool) -> list[str]:
         raise DataError(f"{path}: split {split!r} has no shards")
     out = []
     for s in shards:
-        rel = s.get("path", "")
-        if not rel or os.path.isabs(rel) or ".." in rel.replace("\\", "/").split("/"):
-            raise DataError(f"{path}: shard path {rel!r} must be relative and stay inside the dataset folder")
+        try:  # the same check as `synthgen inspect`
+            rel = shard_format.check_shard_path(s.get("path") if isinstance(s, dict) else s, base)
+        except ValueError as e:
+            raise DataError(f"{path}: {e}") from None
         out.append(f"{base}/{rel}" if is_remote(base) else os.path.join(base, rel))
     return out
 
 
-def resolve_shards(source: str | list[str], split: str = "train", allow_remote: bool = False) -> list[str]:
+def resolve_shards(source: str | list[str], split: str = "train", allow_remote: bool = False,
+                   allow_pipe: bool = False) -> list[str]:
     """Shard URLs for ``split`` of a dataset folder / ``dataset.json``, or the expanded URLs given.
 
     Local results are absolute paths, checked to exist. ``split`` only
     applies to dataset folders; URLs and brace patterns are taken as they are.
+    ``pipe:`` URLs need ``allow_pipe``, other URLs ``allow_remote``.
     """
     import braceexpand
 
     if isinstance(source, (list, tuple)):
         if not source:
             raise DataError("no shard sources given")
-        return [u for s in source for u in resolve_shards(s, split, allow_remote)]
+        return [u for s in source for u in resolve_shards(s, split, allow_remote, allow_pipe)]
     if not isinstance(source, str) or not source:
         raise DataError(f"shard source must be a path, URL or list of them, got {source!r}")
+    if source.startswith("pipe:"):
+        if not allow_pipe:
+            raise DataError(pipe_refused(source))
+        return list(braceexpand.braceexpand(source))
     if is_remote(source):
         if not allow_remote:
-            raise DataError(f"{source}: remote shard URL refused; pass allow_remote=True (DataConfig.allow_remote)")
+            raise DataError(remote_refused(source))
         if source.endswith("dataset.json") or source.endswith("/"):
             return _split_urls(source.rstrip("/") + ("" if source.endswith("dataset.json") else "/dataset.json"),
                                split, allow_remote)
@@ -192,7 +212,7 @@ def resolve_shards(source: str | list[str], split: str = "train", allow_remote: 
     return urls
 
 
-def _real_files(source: str | list[str], allow_remote: bool) -> tuple[str, list[str]]:
+def _real_files(source: str | list[str], cfg: DataConfig) -> tuple[str, list[str]]:
     """("files", image paths) for a folder of images, else ("shards", shard URLs)."""
     if isinstance(source, str) and os.path.isdir(source) and not os.path.exists(os.path.join(source, "dataset.json")):
         files = sorted(os.path.join(d, f) for d, _, fs in os.walk(source) for f in fs
@@ -203,7 +223,7 @@ def _real_files(source: str | list[str], allow_remote: bool) -> tuple[str, list[
         if tars:
             return "shards", tars
         raise DataError(f"{source}: no .png/.jpg/.jpeg images or .tar shards in the real-portrait folder")
-    return "shards", resolve_shards(source, "train", allow_remote)
+    return "shards", resolve_shards(source, "train", cfg.allow_remote, cfg.allow_pipe)
 
 
 # ---------------------------------------------------------------- seeding and splitting
@@ -414,6 +434,7 @@ def _decode_handler(cfg: DataConfig):
         if isinstance(exn, wds.autodecode.DecodingError) and exn.__cause__ is not None:
             cause = exn.__cause__
             msg = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+            msg = msg[len(f"{exn.k}: "):] if msg.startswith(f"{exn.k}: ") else msg  # the member is named once
             err = (UnsafeShardError if isinstance(cause, UnsafeShardError) else DataError)(
                 f"{exn.url}: sample {exn.key}: member {exn.k}: {msg}")
             if isinstance(err, UnsafeShardError) or not cfg.skip_bad:
@@ -424,13 +445,17 @@ def _decode_handler(cfg: DataConfig):
 
 
 def _synthetic_stages(cfg: DataConfig, handler, pair_stage) -> list:
-    return [functools.partial(tar_samples, allow_remote=cfg.allow_remote, handler=handler),
+    return [functools.partial(tar_samples, policy=cfg.read_policy(), handler=handler),
             wds.map(_check_group, handler=handler), pair_stage]
 
 
+def _decoder(cfg: DataConfig):
+    decode = functools.partial(decode_member, max_image_side=cfg.max_image_side)
+    return wds.decode(decode, pre=[], post=[], handler=_decode_handler(cfg))
+
+
 def _tensor_stages(cfg: DataConfig, stream: _Stream | None, handler) -> list:
-    return [wds.decode(decode_member, pre=[], post=[], handler=_decode_handler(cfg)),
-            wds.map(functools.partial(_pair_tensors, cfg=cfg, stream=stream), handler=handler)]
+    return [_decoder(cfg), wds.map(functools.partial(_pair_tensors, cfg=cfg, stream=stream), handler=handler)]
 
 
 # ---------------------------------------------------------------- real portraits
@@ -445,6 +470,9 @@ def _read_image_files(src, cfg: DataConfig):
         stem, ext = os.path.splitext(path)
         try:
             with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size > cfg.max_member_bytes:
+                    raise UnsafeShardError(f"{path}: {os.fstat(f.fileno()).st_size} bytes, more than "
+                                           f"max_member_bytes={cfg.max_member_bytes}; not read")
                 sample = {"__key__": os.path.basename(stem), "__url__": path, ext[1:].lower(): f.read()}
             for side in ("txt", "json"):
                 if os.path.exists(f"{stem}.{side}"):
@@ -477,7 +505,7 @@ def _real_tensors(s: dict, cfg: DataConfig) -> dict:
 
 
 def _real_pipeline(cfg: DataConfig, rank: int, world_size: int, handler) -> _Pipeline:
-    kind, urls = _real_files(cfg.real_portraits, cfg.allow_remote)
+    kind, urls = _real_files(cfg.real_portraits, cfg)
     stream = _Stream(cfg.seed + 1, rank, world_size)
     # always resampled: the real set is a side stream that must never run out before the synthetic one
     rcfg = dataclasses.replace(cfg, resampled=True)
@@ -485,11 +513,10 @@ def _real_pipeline(cfg: DataConfig, rank: int, world_size: int, handler) -> _Pip
     if kind == "files":
         stages.append(functools.partial(_read_image_files, cfg=cfg))
     else:
-        stages.append(functools.partial(tar_samples, allow_remote=cfg.allow_remote, handler=handler))
+        stages.append(functools.partial(tar_samples, policy=cfg.read_policy(), handler=handler))
     if cfg.shuffle_buffer:
         stages.append(functools.partial(_seeded_shuffle, stream=stream, purpose="real", bufsize=cfg.shuffle_buffer))
-    stages += [wds.decode(decode_member, pre=[], post=[], handler=_decode_handler(cfg)),
-               wds.map(functools.partial(_real_tensors, cfg=cfg), handler=handler)]
+    stages += [_decoder(cfg), wds.map(functools.partial(_real_tensors, cfg=cfg), handler=handler)]
     return _Pipeline(stream, *stages)
 
 
@@ -530,7 +557,7 @@ def make_dataset(source, split: str = "train", cfg: DataConfig = DataConfig(), r
     slice of the shards and each DataLoader worker a disjoint slice of that.
     """
     rank, world_size = _resolve_rank(rank, world_size)
-    urls = resolve_shards(source, split, cfg.allow_remote)
+    urls = resolve_shards(source, split, cfg.allow_remote, cfg.allow_pipe)
     stream = _Stream(cfg.seed, rank, world_size)
     handler = raise_unsafe(_base_handler(cfg))
     stages = _shard_source(urls, stream, cfg, shuffle=True)
@@ -595,7 +622,7 @@ def iter_pairs(source, split: str = "test", cfg: DataConfig = DataConfig(), pair
     """
     if pairs != "all" and (not isinstance(pairs, int) or pairs < 1):
         raise DataError(f"pairs must be 'all' or a positive int, got {pairs!r}")
-    urls = resolve_shards(source, split, cfg.allow_remote)
+    urls = resolve_shards(source, split, cfg.allow_remote, cfg.allow_pipe)
     handler = raise_unsafe(_base_handler(cfg))
     stages = [wds.SimpleShardList(urls)]
     stages += _synthetic_stages(cfg, handler, functools.partial(

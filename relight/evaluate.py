@@ -18,6 +18,7 @@ and ``summary.json``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from relight import metrics as metrics_mod
 from relight import plots
 from relight.infer import Settings, has_text, load_pipeline, model_input
 from relight.inputs import InputError, model_geometry
+from relight.shard_safety import ReadPolicy
 
 METHODS = ("copy input (baseline)", "model")
 BASE_COLUMNS = ["psnr_masked", "psnr", "ssim_masked", "ssim"]
@@ -50,7 +52,7 @@ class EvalOptions:
     identity_weights: str | None = None
     identity_arch: str | None = None
     identity_size: int = 160
-    allow_remote: bool = False
+    read: ReadPolicy = ReadPolicy()  # remote/pipe/compressed opt-ins and size limits for the shards
 
 
 def hdri_names(source) -> dict[str, str]:
@@ -93,7 +95,7 @@ def evaluate(model_dir: str, shards, out_dir: str, settings: Settings = Settings
     # the model still gets the masked input it was trained on (model_input)
     dcfg = data_mod.DataConfig(resolution=geo.resolution, env_size=geo.env_size, env_hdr=geo.env_hdr,
                                env_hdr_max=geo.env_hdr_max, mask_input=False, captions=text, shuffle_buffer=0,
-                               resampled=False, allow_remote=opts.allow_remote)
+                               resampled=False, **dataclasses.asdict(opts.read))
     names = hdri_names(shards)
     os.makedirs(out_dir, exist_ok=True)
     rows: list[dict] = []

@@ -213,19 +213,31 @@ def save_gif(path: str, frames: list[Image.Image], frame_ms: int = 250) -> str:
 # ---------------------------------------------------------------- held-out renders
 
 
+def _decode(where: str, field: str, sample: dict, max_image_side: int):
+    from relight.shard_safety import DataError, decode_member
+
+    try:
+        return decode_member(f".{field}", sample[field], max_image_side)
+    except DataError as e:  # name the shard and sample too (UnsafeShardError stays unsafe)
+        msg = str(e).splitlines()[0]
+        raise type(e)(f"{where}: member {msg if msg.startswith(field + ': ') else f'{field}: {msg}'}") from None
+
+
 def extract_render(shards, split: str = "test", key: str | None = None, lighting: int = 0,
-                   allow_remote: bool = False) -> tuple[Image.Image, dict]:
+                   read=None) -> tuple[Image.Image, dict]:
     """One render of a dataset as an RGBA image (alpha = the group's mask) and its lighting's metadata.
 
     ``key``: a group key (``KEY`` of ``KEY.json``); default the first group of ``split``.
+    ``read``: a :class:`relight.shard_safety.ReadPolicy` (default: local, uncompressed shards, default limits).
     """
     from relight.data import resolve_shards
-    from relight.shard_safety import decode_member, tar_samples
+    from relight.shard_safety import ReadPolicy, decode_member, tar_samples
     from synthgen import shard_format
 
-    urls = resolve_shards(shards, split, allow_remote)
+    read = read or ReadPolicy()
+    urls = resolve_shards(shards, split, read.allow_remote, read.allow_pipe)
     seen = []
-    for sample in tar_samples(({"url": u} for u in urls), allow_remote=allow_remote):
+    for sample in tar_samples(({"url": u} for u in urls), policy=read):
         seen.append(sample["__key__"])
         if key is not None and sample["__key__"] != key:
             continue
@@ -234,9 +246,9 @@ def extract_render(shards, split: str = "test", key: str | None = None, lighting
             k = sum(1 for f in sample if f.startswith("rgb_") and f.endswith(".png"))
             raise InputError(f"--lighting {lighting}: group {sample['__key__']} has lightings 0..{k - 1}")
         where = f"{sample['__url__']}: sample {sample['__key__']}"
-        rgb = decode_member(f".{field}", sample[field]).convert("RGB")
-        mask = decode_member(".mask.png", sample["mask.png"]).convert("L")
-        meta = decode_member(".json", sample["json"])
+        rgb = _decode(where, field, sample, read.max_image_side).convert("RGB")
+        mask = _decode(where, "mask.png", sample, read.max_image_side).convert("L")
+        meta = _decode(where, "json", sample, read.max_image_side)
         if mask.size != rgb.size:
             raise InputError(f"{where}: mask size {mask.size} differs from {field} {rgb.size}")
         rgba = rgb.copy()

@@ -159,15 +159,20 @@ def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tupl
         lines.append(f"  {split:5s} {len(entry['shards']):4d} shard(s) {entry['groups']:6d} group(s) "
                      f"{size / 1e6:9.1f} MB  {entry['pattern']}")
         for s in entry["shards"]:
-            tar = dest.uri(s["path"])
-            if not dest.exists(s["path"]):
+            try:  # the same check as relight's reader: nothing outside the dataset folder is opened
+                rel = shard_format.check_shard_path(s.get("path"), dest.url)
+            except ValueError as e:
+                problems.append(f"{dest.uri('dataset.json')}: split {split!r}: {e}; not opened")
+                continue
+            tar = dest.uri(rel)
+            if not dest.exists(rel):
                 problems.append(f"{tar}: missing")
                 continue
-            if dest.digest(s["path"]) != s["sha256"]:
+            if dest.digest(rel) != s["sha256"]:
                 problems.append(f"{tar}: sha256 differs from dataset.json (changed or truncated)")
                 continue
             with tempfile.TemporaryDirectory() as tmp:
-                local = dest.path(s["path"]) if dest.is_local else dest.get(s["path"], os.path.join(tmp, "s.tar"))
+                local = dest.path(rel) if dest.is_local else dest.get(rel, os.path.join(tmp, "s.tar"))
                 try:
                     keys = shards.validate_tar(local)
                 except Exception as e:

@@ -30,6 +30,32 @@ def check_key(key: str) -> None:
         raise ValueError(f"sample key {key!r} must match [A-Za-z0-9_-]+ (no dots, no slashes)")
 
 
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # s3:, https:, pipe:, file:, also C: (a drive)
+
+
+def check_shard_path(path, folder: str) -> str:
+    """A shard path listed in ``dataset.json``, as a path relative to the dataset ``folder``; else ValueError.
+
+    synthgen writes ``shards/<split>-NNNNNN.tar``. Refused: empty or non-string
+    paths, absolute paths, ``..`` components, backslashes and NULs, and URLs
+    (``pipe:``, ``https://``, another bucket), except a URL inside ``folder``
+    itself (its own scheme and prefix; ``file://`` for a local folder), which is
+    taken relative to it. Shared by ``synthgen inspect`` and relight's reader.
+    """
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"shard path {path!r}: empty or not a string")
+    rel = path
+    if _SCHEME_RE.match(rel):
+        own = (folder if "://" in folder else "file://" + folder).rstrip("/") + "/"
+        if not rel.startswith(own):
+            raise ValueError(f"shard path {path!r}: a URL outside the dataset folder; shard paths must be "
+                             "relative and stay inside the dataset folder")
+        rel = rel[len(own):]
+    if "\x00" in rel or "\\" in rel or rel.startswith("/") or ".." in rel.split("/") or not rel.strip("/"):
+        raise ValueError(f"shard path {path!r} must be relative and stay inside the dataset folder")
+    return rel
+
+
 def rgb_field(i: int, hdr: bool = False) -> str:
     return f"rgb_{i:02d}.{'exr' if hdr else 'png'}"
 
