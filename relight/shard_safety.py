@@ -15,7 +15,8 @@ is ever unpickled or executed:
   UTF-8; anything else raises;
 * members are read by :func:`tar_members` (then grouped by webdataset's
   ``group_by_keys``): symlinks, hard links, devices and every other
-  non-regular member are refused, and so is a member larger than
+  non-regular member are refused (directory entries carry no data and are
+  skipped), and so is a member larger than
   ``max_member_bytes`` (256 MiB by default), from its tar header, before its
   data is read. Nothing is extracted to disk;
 * compressed shards (gzip, bzip2, xz, zstd, told by the stream's first bytes)
@@ -270,9 +271,11 @@ def tar_members(stream, url: str, policy: ReadPolicy = ReadPolicy(), handler=wds
     tf = tarfile.open(fileobj=stream, mode="r|*" if policy.allow_compressed else "r|")
     for info in tf:
         name = info.name
+        if info.isdir():  # `tar cf x.tar photos/` lists its folders: they carry no data
+            continue
         if not info.isreg():
             kind = ("symlink" if info.issym() else "hard link" if info.islnk() else
-                    "directory" if info.isdir() else "device" if info.isdev() else "non-regular member")
+                    "device" if info.isdev() else "non-regular member")
             target = f" to {info.linkname!r}" if info.issym() or info.islnk() else ""
             raise UnsafeShardError(f"member {name!r}: {kind}{target} refused; shards hold regular files only "
                                    "(repack the tar without it)")
