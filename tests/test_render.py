@@ -251,17 +251,20 @@ def _fake_distribution(root, version: str) -> str:
     return os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
-def test_samples_record_the_installed_synthgen_version(catalog, tmp_path):
+def test_samples_record_the_installed_synthgen_version(catalog, tmp_path, monkeypatch):
     """software.synthgen is the distribution's version, in-process (--local) and in a farm worker's Blender child."""
     from synthgen import job as jobs
     from synthgen.render_process import BlenderProcess
 
     pythonpath = _fake_distribution(tmp_path / "site", "9.8.7.dev13")
+    # not from the checkout: `python -m` puts the working folder first on sys.path, and an editable
+    # install leaves synthlight_toolkit.egg-info (the real version) there, ahead of the fake one
+    monkeypatch.chdir(tmp_path)
     out = str(tmp_path / "ds")
     extra = ["splits.train=1", "splits.val=0", "splits.test=0", "render.resolution=32", "render.samples=4",
              "render.passes=[]", "lighting.hdris_per_group=1", "lighting.rotations_per_hdri=2"]
     r = subprocess.run([sys.executable, "-m", "synthgen.cli", "render", QUICK, "--out", out, "--local", "-q",
-                        *sets(catalog, extra)], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                        *sets(catalog, extra)], capture_output=True, text=True, cwd=tmp_path, timeout=600,
                        env={**os.environ, "PYTHONPATH": pythonpath})
     assert r.returncode == 0, r.stderr[-3000:]
     (sample,) = dataset.iter_samples(out)
