@@ -91,6 +91,8 @@ MANIFEST_SCHEMA = pa.schema(
 class AssetError(ValueError):
     """A bad asset or manifest; the message is one line naming the file and the problem."""
 
+    exit_code = 1  # bad input data (assets_manifest.cli_errors); a bad flag value is marked usage()
+
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()

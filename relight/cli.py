@@ -7,8 +7,7 @@ import json
 import os
 import sys
 
-from assets_manifest.schema import AssetError
-from relight.errors import TrainError
+from assets_manifest import cli_errors
 
 
 def cmd_envmap(args) -> int:
@@ -62,7 +61,10 @@ def cmd_train(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="relight", description="Relighting diffusion: data, training, inference.")
+    p = argparse.ArgumentParser(prog="relight", description="Relighting diffusion: data, training, inference.",
+                                epilog="Exit codes: 0 success, 1 runtime failure (bad or missing data, NaN loss), "
+                                       "2 bad usage, 130 interrupted.")
+    p.add_argument(cli_errors.DEBUG_FLAG, action="store_true", help=cli_errors.DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("envmap", help="turn an HDR map into the LDR env input the model sees",
                        description="Load an HDR map (.exr/.hdr path or procedural:STYLE:SEED), rotate it about "
@@ -306,12 +308,8 @@ def add_inference_parsers(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (AssetError, ValueError, TrainError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """Exit codes (assets_manifest.cli_errors): 0 ok, 1 runtime failure, 2 bad usage, 130 interrupted."""
+    return cli_errors.run(build_parser, argv)
 
 
 if __name__ == "__main__":

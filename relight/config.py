@@ -20,6 +20,8 @@ from synthgen.job import JobError, _coerce, fill_sections, parse_override
 class ConfigError(ValueError):
     """A bad training config or override; the message names the file and key."""
 
+    exit_code = 2  # bad usage (assets_manifest.cli_errors)
+
 
 @dataclass
 class TrainSection:

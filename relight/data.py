@@ -60,6 +60,7 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
+from assets_manifest.cli_errors import usage
 from relight import captions
 from relight.shard_safety import (MAX_IMAGE_SIDE, MAX_MEMBER_BYTES, DataError, ReadPolicy, UnsafeShardError,
                                   decode_member, is_remote, pipe_refused, raise_unsafe, remote_refused, tar_samples)
@@ -130,7 +131,7 @@ class DataConfig:
 def _read_dataset_json(path: str, allow_remote: bool) -> tuple[dict, str]:
     if is_remote(path):
         if not allow_remote:
-            raise DataError(remote_refused(path, "remote dataset"))
+            raise usage(DataError(remote_refused(path, "remote dataset")))  # exit 2: needs an opt-in flag
         import fsspec
 
         with fsspec.open(path, "r") as f:
@@ -151,7 +152,8 @@ def _split_urls(path: str, split: str, allow_remote: bool) -> list[str]:
         raise DataError(f"{path}: format {meta.get('format')!r}, expected {shard_format.FORMAT!r}")
     splits = meta.get("splits") or {}
     if split not in splits:
-        raise DataError(f"{path}: no {split!r} split (has: {', '.join(sorted(splits)) or 'none'})")
+        # the split asked for (--split) does not exist: a bad value, not bad data
+        raise usage(DataError(f"{path}: no {split!r} split (has: {', '.join(sorted(splits)) or 'none'})"))
     shards = splits[split].get("shards") or []
     if not shards:
         raise DataError(f"{path}: split {split!r} has no shards")
@@ -183,11 +185,11 @@ def resolve_shards(source: str | list[str], split: str = "train", allow_remote: 
         raise DataError(f"shard source must be a path, URL or list of them, got {source!r}")
     if source.startswith("pipe:"):
         if not allow_pipe:
-            raise DataError(pipe_refused(source))
+            raise usage(DataError(pipe_refused(source)))
         return list(braceexpand.braceexpand(source))
     if is_remote(source):
         if not allow_remote:
-            raise DataError(remote_refused(source))
+            raise usage(DataError(remote_refused(source)))
         if source.endswith("dataset.json") or source.endswith("/"):
             return _split_urls(source.rstrip("/") + ("" if source.endswith("dataset.json") else "/dataset.json"),
                                split, allow_remote)

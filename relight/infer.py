@@ -220,7 +220,9 @@ def _decode(where: str, field: str, sample: dict, max_image_side: int):
         return decode_member(f".{field}", sample[field], max_image_side)
     except DataError as e:  # name the shard and sample too (UnsafeShardError stays unsafe)
         msg = str(e).splitlines()[0]
-        raise type(e)(f"{where}: member {msg if msg.startswith(field + ': ') else f'{field}: {msg}'}") from None
+        err = type(e)(f"{where}: member {msg if msg.startswith(field + ': ') else f'{field}: {msg}'}")
+        err.exit_code = e.exit_code  # the same kind of failure (assets_manifest.cli_errors)
+        raise err from None
 
 
 def extract_render(shards, split: str = "test", key: str | None = None, lighting: int = 0,

@@ -37,6 +37,8 @@ HDR_SUFFIXES = (".exr", ".hdr")
 class InputError(ValueError):
     """A bad inference input; the message names the file, flag or name."""
 
+    exit_code = 2  # bad usage: a flag's value (assets_manifest.cli_errors)
+
 
 @dataclass(frozen=True)
 class Geometry:

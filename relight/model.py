@@ -48,6 +48,8 @@ class ModelConfig:
 class ModelError(ValueError):
     """A model folder or configuration that cannot be used; names the path or key."""
 
+    exit_code = 2  # bad usage: a config key's value (assets_manifest.cli_errors)
+
 
 def n_conditions(cfg: ModelConfig) -> int:
     return 3 if cfg.env_hdr else 2

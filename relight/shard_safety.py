@@ -44,6 +44,8 @@ from typing import Any, Iterable, Iterator
 import webdataset as wds
 from PIL import Image
 
+from assets_manifest.cli_errors import usage
+
 ALLOWED_EXTENSIONS = frozenset({"json", "png", "jpg", "jpeg", "exr", "txt"})
 _PIL_FORMATS = {"png": ["PNG"], "jpg": ["JPEG"], "jpeg": ["JPEG"]}
 _EXR_MAGIC = b"\x76\x2f\x31\x01"
@@ -60,6 +62,8 @@ _META_RE = re.compile(r"__[^/]*__($|/)")  # webdataset's skip_meta: __key__-styl
 
 class DataError(ValueError):
     """Bad input to relight.data; the message is one line naming the file, key or member."""
+
+    exit_code = 1  # bad input data (assets_manifest.cli_errors)
 
 
 class UnsafeShardError(DataError):
@@ -205,12 +209,12 @@ def open_shard(url: str, policy: ReadPolicy = ReadPolicy()):
         url = url[len("file://"):]
     if url.startswith("pipe:"):
         if not policy.allow_pipe:
-            raise DataError(pipe_refused(url))
+            raise usage(DataError(pipe_refused(url)))  # exit 2: needs an opt-in flag
         return wds.gopen(url)
     if not is_remote(url):
         return open(url, "rb")
     if not policy.allow_remote:
-        raise DataError(remote_refused(url))
+        raise usage(DataError(remote_refused(url)))
     scheme = url.split(":", 1)[0]
     if scheme in wds.gopen_schemes:
         return wds.gopen(url)
@@ -252,8 +256,9 @@ def check_uncompressed(stream, url: str, policy: ReadPolicy = ReadPolicy()):
     if not policy.allow_compressed:
         for magic, name in _COMPRESSION_MAGIC:
             if magic.match(head):
-                raise UnsafeShardError(f"{url}: {name}-compressed shard refused (it may unpack to far more than "
-                                       "its size); pass allow_compressed=True (relight --allow-compressed) to read it")
+                raise usage(UnsafeShardError(  # exit 2: needs an opt-in flag
+                    f"{url}: {name}-compressed shard refused (it may unpack to far more than "
+                    "its size); pass allow_compressed=True (relight --allow-compressed) to read it"))
     return _Replay(head, stream)
 
 
@@ -319,7 +324,9 @@ def tar_samples(src: Iterable[dict], policy: ReadPolicy = ReadPolicy(), handler=
             yield from wds.tariterators.group_by_keys(files, handler=h)
         except UnsafeShardError as e:
             msg = _first_line(e)
-            raise UnsafeShardError(msg if msg.startswith(f"{url}: ") else f"{url}: {msg}") from None
+            err = UnsafeShardError(msg if msg.startswith(f"{url}: ") else f"{url}: {msg}")
+            err.exit_code = e.exit_code  # usage (2) when an opt-in flag would read it
+            raise err from None
         except DataError:
             raise
         except Exception as e:  # tarfile.ReadError, duplicate members, truncated streams

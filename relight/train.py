@@ -43,6 +43,7 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from assets_manifest.cli_errors import usage
 from relight import config as config_mod
 from relight import data as data_mod
 from relight import metrics, plots
@@ -233,14 +234,14 @@ def run(cfg: config_mod.TrainConfig, shards, out_dir: str, resume: bool = False,
     tcfg = cfg.train
     ckpt = latest_checkpoint(out_dir)
     if ckpt and not resume:
-        raise TrainError(f"{out_dir} already has {os.path.basename(ckpt)}; pass --resume to continue it "
-                         "or choose another --out")
+        raise usage(TrainError(f"{out_dir} already has {os.path.basename(ckpt)}; pass --resume to continue it "
+                               "or choose another --out"))
     if resume and ckpt:
         with open(os.path.join(out_dir, "config.json")) as f:
             saved = json.load(f)
         if saved["model"] != cfg.to_dict()["model"]:
-            raise TrainError(f"{out_dir}: --resume with a different [model] section than config.json; "
-                             "use the same config or another --out")
+            raise usage(TrainError(f"{out_dir}: --resume with a different [model] section than config.json; "
+                                   "use the same config or another --out"))
     os.makedirs(out_dir, exist_ok=True)
     if dist.is_main:
         with open(os.path.join(out_dir, "config.json"), "w") as f:

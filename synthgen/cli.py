@@ -6,13 +6,10 @@ import argparse
 import os
 import sys
 
-from assets_manifest import builtin, licenses, splits
+from assets_manifest import builtin, cli_errors, licenses, splits
 from assets_manifest.schema import AssetError, read_manifest, write_manifest
 
-
-def _fail(msg: str, code: int = 2) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return code
+_fail = cli_errors.fail  # one line ``error: ...`` on stderr; returns the exit code (default 2, bad usage)
 
 
 def cmd_builtin(args) -> int:
@@ -73,7 +70,10 @@ def cmd_split(args) -> int:
 
 def cmd_filter(args) -> int:
     table = read_manifest(args.manifest)
-    kept = licenses.filter_table(table, args.allow_license.split(","))
+    try:
+        kept = licenses.filter_table(table, args.allow_license.split(","))
+    except AssetError as e:  # an unknown licence in --allow-license: a bad value
+        raise cli_errors.usage(e) from None
     write_manifest(kept, args.out)
     print(f"kept {kept.num_rows} of {table.num_rows} asset(s) with licence in {args.allow_license}")
     _summary(args.out)
@@ -255,7 +255,10 @@ def _summary(path: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="synthgen", description="Synthetic relighting data: assets, plans, renders.")
+    p = argparse.ArgumentParser(prog="synthgen", description="Synthetic relighting data: assets, plans, renders.",
+                                epilog="Exit codes: 0 success, 1 runtime failure (bad or missing data, failed "
+                                       "shards), 2 bad usage, 130 interrupted.")
+    p.add_argument(cli_errors.DEBUG_FLAG, action="store_true", help=cli_errors.DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
     assets = sub.add_parser("assets", help="the asset catalog (heads and HDR maps)",
                             description="Build, scan, validate, split and filter asset manifests.")
@@ -369,13 +372,9 @@ def _farm_arguments(c: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (AssetError, ValueError) as e:  # JobError is a ValueError
-        return _fail(str(e))
-    except KeyboardInterrupt:
-        return _fail("interrupted; nothing half-written (manifests are replaced atomically)", 130)
+    """Exit codes (assets_manifest.cli_errors): 0 ok, 1 runtime failure, 2 bad usage, 130 interrupted."""
+    return cli_errors.run(build_parser, argv,
+                          interrupted="interrupted; nothing half-written (manifests are replaced atomically)")
 
 
 if __name__ == "__main__":

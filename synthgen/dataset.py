@@ -149,7 +149,16 @@ def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tupl
         if not dest.fs.exists(dest.root):
             return [], [f"{out_dir}: no such folder"]
         return [], [f"{out_dir}: no dataset.json (not a synthgen output, or the job has not finished)"]
-    meta = dest.read_json("dataset.json")
+    where = dest.uri("dataset.json")
+    try:
+        meta = dest.read_json("dataset.json")
+    except ValueError as e:  # not JSON (truncated, or another file by that name)
+        return [], [f"{where}: not valid JSON ({e})"]
+    if not isinstance(meta, dict):
+        return [], [f"{where}: not a synthgen dataset.json (a JSON {type(meta).__name__}, not an object)"]
+    for key in ("format", "job", "counts", "splits"):
+        if key not in meta:
+            return [], [f"{where}: no {key!r} key (not a complete synthgen dataset.json)"]
     lines, problems = [], []
     c = meta["counts"]
     lines.append(f"{out_dir}: {meta['format']}, job {meta['job']['job']['id']}: planned {c['planned']}, "

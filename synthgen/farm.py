@@ -49,6 +49,8 @@ REPORT = "farm_report.json"
 class FarmError(RuntimeError):
     """The job could not finish; finished shards are kept and a re-run resumes."""
 
+    exit_code = 1  # runtime failure (assets_manifest.cli_errors)
+
 
 @dataclass
 class FarmOptions:

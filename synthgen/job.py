@@ -20,6 +20,8 @@ from typing import Any
 class JobError(ValueError):
     """A bad job file or override; the message names the file and key."""
 
+    exit_code = 2  # bad usage (assets_manifest.cli_errors)
+
 
 def _r(lo: float | None = None, hi: float | None = None, **kw) -> Any:
     return field(metadata={"range": (lo, hi)}, **kw)

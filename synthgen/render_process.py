@@ -55,6 +55,8 @@ class BlenderDied(RuntimeError):
 class BlenderStartError(RuntimeError):
     """Blender could not start or set up the scene: a configuration problem, not a group failure."""
 
+    exit_code = 1  # runtime failure (assets_manifest.cli_errors)
+
 
 class Channel:
     """Length-prefixed pickles over a pair of pipe file descriptors, with read deadlines."""

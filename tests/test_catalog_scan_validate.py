@@ -179,7 +179,7 @@ def test_not_a_manifest(tmp_path):
     p = tmp_path / "x.parquet"
     p.write_bytes(b"nope")
     r = run_cli("assets", "validate", str(p))
-    assert r.returncode == 2 and "not a Parquet manifest" in r.stderr and str(p) in r.stderr
+    assert r.returncode == 1 and "not a Parquet manifest" in r.stderr and str(p) in r.stderr  # corrupt input: 1
 
 
 def test_byte_identical_heads_name_both_files(good_assets, tmp_path):

@@ -212,17 +212,17 @@ def test_exr_dimensions_are_checked_before_decoding(shard, tmp_path):
 
 def test_cli_size_flags(shard, tmp_path, capsys):
     out = str(tmp_path / "r.png")
-    assert cli.main(["extract", "--shards", shard, "--max-member-mb", "0.001", "--out", out]) == 2
+    assert cli.main(["extract", "--shards", shard, "--max-member-mb", "0.001", "--out", out]) == 1  # bad shard
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and shard in err and "more than max_member_bytes=1048" in err
-    assert cli.main(["extract", "--shards", shard, "--max-image-side", "16", "--out", out]) == 2
+    assert cli.main(["extract", "--shards", shard, "--max-image-side", "16", "--out", out]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "32x32 pixels, larger than max_image_side=16" in err
     assert cli.main(["extract", "--shards", shard, "--max-member-mb", "0", "--out", out]) == 2
     assert "--max-member-mb 0: must be > 0" in capsys.readouterr().err
     # train passes them to the data config
     assert cli.main(["train", "--shards", shard, "--out", str(tmp_path / "run"), "--max-steps", "1",
-                     "--max-member-mb", "0.001"]) == 2
+                     "--max-member-mb", "0.001"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error: " in line]  # after tqdm's bar
     assert len(errors) == 1 and "more than max_member_bytes=1048" in errors[0]
 
@@ -262,7 +262,7 @@ def test_directory_members_are_skipped(shard, tmp_path):
 def test_cli_refuses_a_symlink_member(shard, tmp_path, capsys):
     key = first_key(shard)
     tar = rewrite(shard, str(tmp_path / "links.tar"), extra=[(_link("symlink", f"{key}.x.png", "/etc/passwd"), None)])
-    assert cli.main(["extract", "--shards", tar, "--key", "none", "--out", str(tmp_path / "r.png")]) == 2
+    assert cli.main(["extract", "--shards", tar, "--key", "none", "--out", str(tmp_path / "r.png")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and tar in err and f"'{key}.x.png': symlink to '/etc/passwd' refused" in err
 

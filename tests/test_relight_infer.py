@@ -312,7 +312,7 @@ def test_extract_from_a_missing_path_says_no_such_folder_or_shard(tmp_path):
 
     missing = str(tmp_path / "nothere")
     r = run_cli("extract", "--shards", missing, "--out", str(tmp_path / "x.png"), module="relight.cli")
-    assert (r.returncode, r.stderr.strip()) == (2, f"error: {missing}: no such folder or shard")
+    assert (r.returncode, r.stderr.strip()) == (1, f"error: {missing}: no such folder or shard")  # missing data
     r = run_cli("extract", "--shards", missing + "/train-{000000..000002}.tar", "--out", str(tmp_path / "x.png"),
                 module="relight.cli")  # a pattern names shards: the first missing one, and how many more
     assert r.stderr.strip() == f"error: {missing}/train-000000.tar: no such shard (and 2 more)"
