@@ -96,7 +96,7 @@ def test_relight_envmap_uses_the_shared_convention(tmp_path):
     y, x = np.unravel_index(np.argmax(img.sum(-1)), img.shape[:2])
     assert x in (95, 96)  # turned 90 degrees: now from image right (u = 0.75)
     r = run_cli("envmap", "--env", str(tmp_path / "missing.exr"), "--out", str(tmp_path / "x.png"), module="relight.cli")
-    assert r.returncode == 2 and "missing.exr: file not found" in r.stderr
+    assert r.returncode == 1 and "missing.exr: file not found" in r.stderr  # missing input data (cli_errors)
 
 
 def test_builtin_heads_are_catalogued_and_previewed(tmp_path):
