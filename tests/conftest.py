@@ -78,6 +78,16 @@ def good_assets(tmp_path) -> str:
     return str(root)
 
 
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory) -> str:
+    """The tests' small catalog (tests/make_catalog.py: sphere heads, tiny HDRIs), one per test module."""
+    root = tmp_path_factory.mktemp("catalog")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "make_catalog.py"), str(root)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    return str(root / "manifest.parquet")
+
+
 @pytest.fixture(scope="session")
 def blender_dataset(tmp_path_factory) -> str:
     """A tiny dataset synthgen renders with Blender (2 train groups, 1 test group, K = 4, 32 px), made once."""

@@ -87,15 +87,6 @@ def test_error_classes_say_their_kind():
 # ---------------------------------------------------------------- synthgen
 
 
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("catalog")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "make_catalog.py"), str(root)],
-                       capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    return str(root / "manifest.parquet")
-
-
 def test_plan_into_an_impossible_folder_is_one_line_and_debug_shows_the_traceback(catalog):
     args = ["plan", QUICK, "--set", f'job.catalogs=["{catalog}"]', "--out", "/dev/null/x"]
     r = synthgen(*args)

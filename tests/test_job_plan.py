@@ -13,15 +13,6 @@ from synthgen import job as jobs, plan
 from synthgen.job import JobError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAKE_CATALOG = os.path.join(ROOT, "tests", "make_catalog.py")
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("catalog")
-    r = subprocess.run([sys.executable, MAKE_CATALOG, str(root)], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    return str(root / "manifest.parquet")
 
 
 def load(catalog: str, *overrides: str) -> jobs.Job:

@@ -40,15 +40,6 @@ def sets(catalog: str, extra=()) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("catalog")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "make_catalog.py"), str(root)],
-                       capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    return str(root / "manifest.parquet")
-
-
-@pytest.fixture(scope="module")
 def rendered(catalog, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("render") / "ds")
     r = synthgen("render", QUICK, "--out", out, "-q", *sets(catalog))
