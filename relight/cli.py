@@ -119,7 +119,7 @@ def cmd_infer(args) -> int:
     infer.set_threads(args.threads)
     for flag, path in (("--image", args.image), ("--mask", args.mask)):
         if path and not os.path.isfile(path):
-            raise inputs.InputError(f"{flag} {path}: file not found")
+            raise cli_errors.runtime(inputs.InputError(f"{flag} {path}: file not found"))
     lights = [inputs.resolve_env(spec, args.catalog) for spec in args.env]
     pipe = infer.load_pipeline(args.model, args.scheduler, args.device)
     geo = inputs.model_geometry(args.model, pipe, args.size)

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from assets_manifest.cli_errors import runtime
 from relight.inputs import InputError
 
 # torchvision layouts: (conv out-channels or "M" for max-pool) and the ReLU indices LPIPS taps
@@ -129,7 +130,7 @@ def load_lpips(path: str, device: torch.device | str = "cpu") -> LPIPS:
     elif os.path.isfile(path):
         sd = _load_state(path)
     else:
-        raise InputError(f"--lpips-weights {path}: file or folder not found")
+        raise runtime(InputError(f"--lpips-weights {path}: file or folder not found"))
     backbone, lins = {}, {}
     for k, v in sd.items():
         if m := _BACKBONE_KEY.match(k):
@@ -183,7 +184,7 @@ def load_identity(path: str, arch: str | None = None, size: int = 160,
                   device: torch.device | str = "cpu") -> Identity:
     """A TorchScript file, or a state dict with ``arch`` = ``"module:callable"`` returning the nn.Module."""
     if not os.path.isfile(path):
-        raise InputError(f"--identity-weights {path}: file not found")
+        raise runtime(InputError(f"--identity-weights {path}: file not found"))
     if arch:
         mod_name, _, attr = arch.partition(":")
         try:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from assets_manifest.cli_errors import runtime
 from relight.inputs import Geometry, InputError
 
 PAPER_PROMPT = "A nice person."  # SynthLight's inference prompt (Supp. C), for models with a text encoder
@@ -72,16 +73,16 @@ def load_pipeline(model_dir: str, scheduler: str = "ddim", device: str | torch.d
         raise InputError(f"--scheduler {scheduler}: choose one of {', '.join(SCHEDULERS)}")
     index = os.path.join(model_dir, "model_index.json")
     if not os.path.isdir(model_dir):
-        raise InputError(f"--model {model_dir}: no such folder (give `relight train`'s OUT/model)")
+        raise runtime(InputError(f"--model {model_dir}: no such folder (give `relight train`'s OUT/model)"))
     if not os.path.isfile(index):
         hint = " (it holds a model/ folder: pass that)" if os.path.isfile(
             os.path.join(model_dir, "model", "model_index.json")) else ""
-        raise InputError(f"--model {model_dir}: no model_index.json, not a saved RelightPipeline{hint}")
+        raise runtime(InputError(f"--model {model_dir}: no model_index.json, not a saved RelightPipeline{hint}"))
     try:
         with open(index) as f:
             cls = json.load(f).get("_class_name")
     except ValueError as e:
-        raise InputError(f"{index}: not valid JSON ({e})") from None
+        raise runtime(InputError(f"{index}: not valid JSON ({e})")) from None
     if cls != "RelightPipeline":
         raise InputError(f"--model {model_dir}: a {cls} folder, not a RelightPipeline")
     from diffusers.utils import logging as diffusers_logging

@@ -29,6 +29,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from assets_manifest import hdri_io, procedural_hdri
+from assets_manifest.cli_errors import runtime
 from relight import envmaps
 
 HDR_SUFFIXES = (".exr", ".hdr")
@@ -37,7 +38,7 @@ HDR_SUFFIXES = (".exr", ".hdr")
 class InputError(ValueError):
     """A bad inference input; the message names the file, flag or name."""
 
-    exit_code = 2  # bad usage: a flag's value (assets_manifest.cli_errors)
+    exit_code = 2  # bad usage: a flag's value; missing or unreadable files are marked runtime() (exit 1)
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,12 @@ def square(img: Image.Image, size: int, resample=Image.Resampling.BILINEAR) -> I
 
 def _open_image(path: str, what: str) -> Image.Image:
     if not os.path.isfile(path):
-        raise InputError(f"{what} {path}: file not found")
+        raise runtime(InputError(f"{what} {path}: file not found"))
     try:
         img = Image.open(path)
         img.load()
     except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{what} {path}: not a readable image ({str(e).splitlines()[0]})") from None
+        raise runtime(InputError(f"{what} {path}: not a readable image ({str(e).splitlines()[0]})")) from None
     return img
 
 
@@ -162,7 +163,7 @@ def builtin_hdris(catalog: str | None = None) -> dict[str, str]:
 
 def _catalog_hdris(catalog: str) -> dict[str, str]:
     if not os.path.isfile(catalog):
-        raise InputError(f"--catalog {catalog}: file not found (give a catalog's manifest.parquet)")
+        raise runtime(InputError(f"--catalog {catalog}: file not found (give a catalog's manifest.parquet)"))
     try:
         import pyarrow.parquet as pq
 
@@ -202,7 +203,7 @@ def resolve_env(spec: str, catalog: str | None = None) -> Lighting:
         looks_like_path = spec.lower().endswith(HDR_SUFFIXES) or "/" in spec or os.sep in spec or "://" in spec
         if looks_like_path:
             if "://" not in spec and not os.path.isfile(spec):
-                raise InputError(f"--env {spec}: file not found")
+                raise runtime(InputError(f"--env {spec}: file not found"))
             if not spec.lower().endswith(HDR_SUFFIXES):
                 raise InputError(f"--env {spec}: not an HDR map (expected .exr or .hdr)")
             return Lighting(_checked(envmaps.load_env(spec), spec), os.path.splitext(os.path.basename(spec))[0])

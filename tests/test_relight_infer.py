@@ -188,33 +188,35 @@ def test_env_from_exr_procedural_and_catalog_names_and_rotation_turns_it(world, 
     assert np.array_equal(got, ldr)
 
 
-def test_bad_inputs_are_one_line_errors_with_exit_2(world, tmp_path, capsys):
+def test_bad_inputs_are_one_line_errors_with_their_exit_codes(world, tmp_path, capsys):
     junk = tmp_path / "junk.png"
     junk.write_text("not a png")
     small_mask = tmp_path / "mask.png"
     Image.new("L", (5, 5), 255).save(small_mask)
     base = ["infer", "--model", world["model"], "--image", world["held"], "--env", "procedural:studio:1",
             "--out", str(tmp_path / "o.png")]
+    # 1: missing or unreadable input data; 2: a bad flag value (assets_manifest.cli_errors)
     cases = [
-        (["--image", str(tmp_path / "missing.png")], "--image", "file not found"),
-        (["--image", str(junk)], "junk.png", "not a readable image"),
-        (["--mask", str(small_mask)], "mask.png", "differs from --image"),
-        (["--env", "no_such_map", "--catalog", str(tmp_path / "none.parquet")], "none.parquet", "file not found"),
-        (["--env", str(tmp_path / "x.exr")], "x.exr", "file not found"),
-        (["--env", "procedural:sparkle:1"], "procedural:sparkle:1", "STYLE one of"),
-        (["--model", str(tmp_path)], str(tmp_path), "no model_index.json"),
-        (["--rotations", "0"], "--rotations 0", "must be >= 1"),
-        (["--exposure", "-1"], "--exposure -1", "must be > 0"),
-        (["--size", "31"], "--size 31", "multiple of"),
+        (["--image", str(tmp_path / "missing.png")], "--image", "file not found", 1),
+        (["--image", str(junk)], "junk.png", "not a readable image", 1),
+        (["--mask", str(small_mask)], "mask.png", "differs from --image", 2),
+        (["--env", "no_such_map", "--catalog", str(tmp_path / "none.parquet")], "none.parquet", "file not found", 1),
+        (["--env", str(tmp_path / "x.exr")], "x.exr", "file not found", 1),
+        (["--env", "procedural:sparkle:1"], "procedural:sparkle:1", "STYLE one of", 2),
+        (["--model", str(tmp_path)], str(tmp_path), "no model_index.json", 1),
+        (["--model", str(tmp_path / "nomodel")], "nomodel", "no such folder", 1),
+        (["--rotations", "0"], "--rotations 0", "must be >= 1", 2),
+        (["--exposure", "-1"], "--exposure -1", "must be > 0", 2),
+        (["--size", "31"], "--size 31", "multiple of", 2),
     ]
-    for extra, names, says in cases:
+    for extra, names, says, code in cases:
         args = list(base)
         for i in range(0, len(extra), 2):  # replace or append each flag
             if extra[i] in args[:-2]:
                 args[args.index(extra[i]) + 1] = extra[i + 1]
             else:
                 args += extra[i:i + 2]
-        assert cli.main(args) == 2, extra
+        assert cli.main(args) == code, extra
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("error: ") and names in err and says in err, (extra, err)
     assert cli.main(["eval", "--model", world["model"], "--shards", world["ds"], "--out", str(tmp_path / "e"),
