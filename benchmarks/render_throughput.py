@@ -66,7 +66,7 @@ if world_mode == "automatic":
 r.load_group(row)
 render_s = 0.0
 for i, lt in enumerate(row["lightings"]):
-    image = r._image(lt["hdri_uri"])
+    image = r._image(lt["hdri_path"])
     w["env"].image = image
     if world_mode == "same":
         w["world"].cycles.sample_map_resolution = S.world_map_resolution(image.size[0],
@@ -122,6 +122,7 @@ def main() -> int:
 
     from synthgen import job as jobs
     from synthgen import plan
+    from synthgen.locate import AssetPaths
 
     overrides = [f'job.catalogs=["{os.path.abspath(args.catalog)}"]', f"splits.train={args.groups}",
                  "splits.val=0", "splits.test=0", f"lighting.hdris_per_group={args.hdris}", f"lighting.rotations_per_hdri={args.rotations}",
@@ -144,7 +145,8 @@ def main() -> int:
               f"{100 * in_render / pipe_s / max(1, args.workers):.1f}% of wall time inside Cycles' render call)")
         if args.skip_baseline:
             return 0
-        rows = plan.make_plan(job).to_pylist()
+        assets = AssetPaths.from_catalogs(job.job.catalogs)
+        rows = [assets.locate(row) for row in plan.make_plan(job).to_pylist()]  # the files on this machine
         modes = ("automatic", "same") if args.baseline_world == "both" else (args.baseline_world,)
         for mode in modes:
             base_dir = os.path.join(work, f"baseline-{mode}")

@@ -40,10 +40,11 @@ def main() -> int:
 
     from synthgen import job as jobs
     from synthgen import plan
+    from synthgen.locate import AssetPaths
     from synthgen.render import scene
 
     job = jobs.load(args.job, [f'job.catalogs=["{os.path.abspath(args.catalog)}"]'])
-    row = plan.make_plan(job).to_pylist()[1]
+    row = AssetPaths.from_catalogs(job.job.catalogs).locate(plan.make_plan(job).to_pylist()[1])
     tmp = tempfile.mkdtemp(prefix="synthgen-world-")
     r = scene.GroupRenderer(job.to_dict()["render"], tmp_dir=tmp, log_path=os.path.join(tmp, "blender.log"))
     r.load_group(row)
@@ -68,7 +69,7 @@ def main() -> int:
           f"reference {args.ref_samples} samples at 4096; {args.seeds} seeds")
     print(f"{'map':28s} {'importance map':>14s} {'RMSE':>8s} {'+-':>7s} {'map change s':>13s}")
     for name in args.maps.split(","):
-        lighting = dict(row["lightings"][0], hdri_uri=os.path.join(hdri_root, name))
+        lighting = dict(row["lightings"][0], hdri_asset_id=name, hdri_path=os.path.join(hdri_root, name))
         r.render_lighting(lighting, False)  # load the map
         # the loader sets the resolution per map; override it for the experiment
         set_resolution("4096")

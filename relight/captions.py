@@ -3,7 +3,8 @@
 ``synthetic_caption(meta, j, light_dir)`` describes the subject from the
 head's generator parameters (skin tone from epidermal melanin via the
 Fitzpatrick bands, hair colour, smile) and the target lighting ``j`` from the
-map's name (``studio_3.exr`` -> "studio softboxes", ``sunset.exr`` -> "sunset
+map's name (``hdri_name``; the file stem of ``hdri_uri`` in ``relight-wds/1``
+samples: ``studio_3`` -> "studio softboxes", ``sunset`` -> "sunset
 light") and, when given, its dominant direction in the camera frame:
 
     "a portrait of a person with fair skin and auburn hair, smiling, lit from the upper right by studio softboxes"
@@ -19,12 +20,12 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 from typing import Any
 
 import numpy as np
 
 from assets_manifest import envmap
+from synthgen import shard_format
 
 GENERIC_SYNTHETIC = "a portrait of a person"
 GENERIC_REAL = "a portrait photo of a person"
@@ -75,8 +76,9 @@ def hair_words(p: dict[str, Any]) -> str | None:
     return f"{colour} hair"
 
 
-def light_source_words(uri: str | None) -> str:
-    stem = os.path.splitext(os.path.basename(uri or ""))[0].lower()
+def light_source_words(name: str | None) -> str:
+    """Words for an HDRI from its catalog name (a file stem: ``overcast_0003``, ``sunset``)."""
+    stem = (name or "").lower()
     style = stem.rsplit("_", 1)[0] if stem.rsplit("_", 1)[-1].isdigit() else stem
     return PROCEDURAL_LIGHT.get(style) or NAMED_LIGHT.get(stem) or "environment light"
 
@@ -153,8 +155,8 @@ def subject_words(meta: dict[str, Any]) -> str:
 def synthetic_caption(meta: dict[str, Any], j: int, light_dir: tuple[float, float] | None = None) -> str:
     """Caption for the render of ``meta`` (a sample's ``json``) under lighting ``j``."""
     lightings = meta.get("lightings") or []
-    uri = lightings[j].get("hdri_uri") if 0 <= j < len(lightings) else None
-    lit = "lit " + (f"from {direction_words(*light_dir)} " if light_dir else "") + f"by {light_source_words(uri)}"
+    name = shard_format.hdri_name(lightings[j]) if 0 <= j < len(lightings) else None
+    lit = "lit " + (f"from {direction_words(*light_dir)} " if light_dir else "") + f"by {light_source_words(name)}"
     return f"{subject_words(meta)}, {lit}"
 
 

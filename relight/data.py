@@ -1,4 +1,4 @@
-"""Streaming relighting pairs from ``relight-wds/1`` shards with webdataset.
+"""Streaming relighting pairs from ``relight-wds/2`` (and ``/1``) shards with webdataset.
 
 Sources: a synthgen output folder (its ``dataset.json`` names each split's
 shards; training reads ``train``, validation ``val``, evaluation ``test``), a
@@ -148,8 +148,9 @@ def _read_dataset_json(path: str, allow_remote: bool) -> tuple[dict, str]:
 
 def _split_urls(path: str, split: str, allow_remote: bool) -> list[str]:
     meta, base = _read_dataset_json(path, allow_remote)
-    if meta.get("format") != shard_format.FORMAT:
-        raise DataError(f"{path}: format {meta.get('format')!r}, expected {shard_format.FORMAT!r}")
+    if meta.get("format") not in shard_format.READABLE_FORMATS:
+        raise DataError(f"{path}: format {meta.get('format')!r}; this relight reads "
+                        f"{' and '.join(shard_format.READABLE_FORMATS)}")
     splits = meta.get("splits") or {}
     if split not in splits:
         # the split asked for (--split) does not exist: a bad value, not bad data

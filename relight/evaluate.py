@@ -33,6 +33,7 @@ from relight import plots
 from relight.infer import Settings, has_text, load_pipeline, model_input
 from relight.inputs import InputError, model_geometry
 from relight.shard_safety import ReadPolicy
+from synthgen import shard_format
 
 METHODS = ("copy input (baseline)", "model")
 BASE_COLUMNS = ["psnr_masked", "psnr", "ssim_masked", "ssim"]
@@ -67,8 +68,7 @@ def hdri_names(source) -> dict[str, str]:
     names = {}
     for lightings in pq.read_table(plan, columns=["lightings"]).column("lightings").to_pylist():
         for lt in lightings:
-            uri = lt.get("hdri_uri") or ""
-            names[lt["hdri_asset_id"]] = os.path.splitext(os.path.basename(uri))[0] or lt["hdri_asset_id"]
+            names[lt["hdri_asset_id"]] = shard_format.hdri_name(lt) or lt["hdri_asset_id"]
     return names
 
 

@@ -258,7 +258,7 @@ def extract_render(shards, split: str = "test", key: str | None = None, lighting
         rgba.putalpha(mask)
         lt = (meta.get("lightings") or [{}] * (lighting + 1))[lighting]
         info = {"key": sample["__key__"], "shard": sample["__url__"], "lighting": lighting, "split": meta.get("split"),
-                "hdri": os.path.splitext(os.path.basename(lt.get("hdri_uri") or ""))[0] or lt.get("hdri_asset_id"),
+                "hdri": shard_format.hdri_name(lt) or lt.get("hdri_asset_id"),
                 "rotation_deg": lt.get("rotation_deg"), "exposure": lt.get("exposure")}
         return rgba, info
     if key is not None:

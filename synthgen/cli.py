@@ -234,7 +234,7 @@ def cmd_inspect(args) -> int:
         print(p, file=sys.stderr)
     if problems:
         return _fail(f"{args.out_dir}: {len(problems)} problem(s)", 1)
-    print("all shards match dataset.json and the relight-wds/1 format")
+    print("all shards match dataset.json and the relight-wds shard format")
     return 0
 
 
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=func)
     i = sub.add_parser("inspect", help="counts and sizes per split; validate every shard",
                        description="Check a finished dataset: counts, sizes, checksums, and every sample "
-                                   "against the relight-wds/1 format, read with plain webdataset.")
+                                   "against the relight-wds shard format, read with plain webdataset.")
     i.add_argument("out_dir", help="dataset folder or fsspec URL (s3://bucket/ds)")
     i.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
                    help="fsspec option for a URL, e.g. endpoint_url=http://127.0.0.1:8333 (repeatable)")

@@ -8,6 +8,10 @@ any shard can be re-rendered from its rows alone.
 
 Group indices run over the splits in order (train, val, test); each split
 draws its heads and HDRIs only from the catalog assets of the same split.
+
+Rows name assets by ``asset_id`` and the catalog's ``name``, never by path:
+the plan is the same wherever the catalogs live (the renderer finds the
+files with :mod:`synthgen.locate`).
 """
 
 from __future__ import annotations
@@ -22,16 +26,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets_manifest.procedural_hdri import cct_to_rgb
-from assets_manifest.schema import read_rows, resolve_uri
+from assets_manifest.schema import read_rows
 from synthgen import shard_format
 from synthgen.job import Job, JobError
 
 SPLIT_ORDER = ("train", "val", "test")
-PLAN_VERSION = "synthgen-plan/1"
+PLAN_VERSION = "synthgen-plan/2"  # /1 had absolute asset paths (head_uri, hdri_uri)
 
 LIGHTING_TYPE = pa.struct([
     ("hdri_asset_id", pa.string()),
-    ("hdri_uri", pa.string()),
+    ("hdri_name", pa.string()),  # the catalog's name (file stem), for people and captions
     ("rotation_deg", pa.float64()),
     ("exposure", pa.float64()),
     ("white_balance_kelvin", pa.float64()),
@@ -46,7 +50,7 @@ PLAN_SCHEMA = pa.schema([
     ("shard", pa.string()),
     ("job_seed", pa.int64()),
     ("head_asset_id", pa.string()),
-    ("head_uri", pa.string()),
+    ("head_name", pa.string()),
     ("head_sha256", pa.string()),
     ("head_params", pa.string()),  # generator parameters (JSON) for procedural heads
     ("focal_mm", pa.float64()),
@@ -74,7 +78,6 @@ def load_assets(catalogs: list[str]) -> Assets:
         for row in read_rows(manifest):
             if row["split"] not in SPLIT_ORDER:
                 continue
-            row = dict(row, uri=resolve_uri(row["uri"], manifest))
             (heads if row["kind"] == "head" else hdris)[row["split"]][row["asset_id"]] = row
     return Assets(
         heads={s: [v[k] for k in sorted(v)] for s, v in heads.items()},
@@ -110,7 +113,7 @@ def _lightings(rng: np.random.Generator, job: Job, hdris: list[dict[str, Any]]) 
             kelvin = rng.uniform(*lit.white_balance_kelvin)
             out.append({
                 "hdri_asset_id": hdri["asset_id"],
-                "hdri_uri": hdri["uri"],
+                "hdri_name": hdri["name"],
                 "rotation_deg": float(rotation),
                 "exposure": float(base * 2.0 ** rng.uniform(*lit.exposure_ev)),
                 "white_balance_kelvin": float(kelvin),
@@ -136,7 +139,7 @@ def plan_group(job: Job, assets: Assets, split: str, group_index: int, shard: st
         "shard": shard,
         "job_seed": job.job.seed,
         "head_asset_id": head["asset_id"],
-        "head_uri": head["uri"],
+        "head_name": head["name"],
         "head_sha256": head["sha256"],
         "head_params": (head.get("head") or {}).get("generator_params"),
         "focal_mm": float(rng.uniform(*cam.focal_mm)),
@@ -179,7 +182,11 @@ def make_plan(job: Job, assets: Assets | None = None) -> pa.Table:
 
 def write_plan(table: pa.Table, job: Job, path: str) -> str:
     meta = dict(table.schema.metadata or {})
-    meta[b"job"] = json.dumps(job.to_dict(), sort_keys=True).encode()
+    d = job.to_dict()
+    # where the catalogs are is no part of the plan (its rows name assets by id): the same job with
+    # its catalogs elsewhere writes the same plan.parquet
+    d["job"].pop("catalogs")
+    meta[b"job"] = json.dumps(d, sort_keys=True).encode()
     table = table.replace_schema_metadata(meta)
     tmp = path + ".tmp"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -192,7 +199,9 @@ def read_plan(path: str) -> pa.Table:
     table = pq.read_table(path)
     version = (table.schema.metadata or {}).get(b"plan_version", b"").decode()
     if version != PLAN_VERSION:
-        raise JobError(f"{path}: plan_version {version or 'missing'!r}, expected {PLAN_VERSION!r}")
+        raise JobError(f"{path}: plan_version {version or 'missing'!r}, this synthgen reads {PLAN_VERSION!r} "
+                       "(an older synthgen's plan, its shards in an older format); use a new --out or delete "
+                       "the folder")
     return table
 
 

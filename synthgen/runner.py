@@ -27,7 +27,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from assets_manifest import hdri_io
-from synthgen import dataset, plan as planning, samples, shards
+from synthgen import dataset, locate, plan as planning, samples, shards
 from synthgen.job import Job, JobError
 from synthgen.render_process import BlenderStartError, GroupFailed
 
@@ -45,22 +45,27 @@ class ShardResult:
 
 
 class HdriCache:
-    """Source HDRIs as float arrays, for the camera-frame env maps (numpy side)."""
+    """Source HDRIs as float arrays by asset id, for the camera-frame env maps (numpy side)."""
 
     def __init__(self, limit: int = 32):
         self.limit, self.items = limit, {}
 
-    def __getitem__(self, uri: str) -> np.ndarray:
-        if uri not in self.items:
+    def get(self, asset_id: str, path: str) -> np.ndarray:
+        if asset_id not in self.items:  # an id is its content, wherever the file is
             if len(self.items) >= self.limit:
                 self.items.pop(next(iter(self.items)))
-            self.items[uri] = np.maximum(hdri_io.read_hdri(uri), 0.0)
-        return self.items[uri]
+            self.items[asset_id] = np.maximum(hdri_io.read_hdri(path), 0.0)
+        return self.items[asset_id]
 
 
 def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict[str, Any],
-                 renderer=None, hdris: HdriCache | None = None, on_group=None) -> ShardResult:
-    """Render and publish one shard; failed groups are recorded, never fatal."""
+                 renderer=None, hdris: HdriCache | None = None, on_group=None,
+                 assets: locate.AssetPaths | None = None) -> ShardResult:
+    """Render and publish one shard; failed groups are recorded, never fatal.
+
+    Asset files are found here, on the rendering node, in the job's catalogs (``assets``).
+    """
+    assets = assets or locate.AssetPaths.from_catalogs(job["job"]["catalogs"])
     if renderer is None:
         from synthgen.render import scene as bpy_scene  # only here: the render environment has bpy
 
@@ -78,11 +83,13 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
         for row in rows:
             t0, cpu0 = time.perf_counter(), time.process_time()
             try:
-                renders, timings = renderer.render_group(row)
+                located = assets.locate(row)
+                renders, timings = renderer.render_group(located)
                 cpu_s = getattr(timings, "cpu_s", None)  # a BlenderProcess measures its child
                 cpu_s = time.process_time() - cpu0 if cpu_s is None else cpu_s
-                sample = samples.build_sample(row, renders, {lt["hdri_uri"]: hdris[lt["hdri_uri"]]
-                                                            for lt in row["lightings"]}, job, software)
+                maps = {lt["hdri_asset_id"]: hdris.get(lt["hdri_asset_id"], lt["hdri_path"])
+                        for lt in located["lightings"]}
+                sample = samples.build_sample(row, renders, maps, job, software)
             except BlenderStartError:
                 raise  # no Blender at all (not installed, no GPU): the task fails, not its groups
             except Exception as e:  # a bad asset or a Blender error fails the group, not the job
@@ -188,9 +195,10 @@ def run_local(job: Job, out_dir: str, resume: bool = True, progress: bool = True
 
         renderer = bpy_scene.GroupRenderer(job.to_dict()["render"], tmp_dir=os.path.join(out_dir, ".staging"),
                                            log_path=blender_log_path(out_dir))
-        hdris = HdriCache()
+        hdris, assets = HdriCache(), locate.AssetPaths.from_catalogs(job.job.catalogs)
         for name in pending:
-            results[name] = render_shard(out_dir, name, by_shard[name], job.to_dict(), renderer, hdris, on_group)
+            results[name] = render_shard(out_dir, name, by_shard[name], job.to_dict(), renderer, hdris, on_group,
+                                         assets)
     bar.close()
     summary = dataset.finalize(out_dir, job, table, results)
     summary["wall_s"] = time.perf_counter() - t0

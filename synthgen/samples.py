@@ -1,4 +1,4 @@
-"""Assemble one ``relight-wds/1`` sample from a group's plan row and its renders.
+"""Assemble one ``relight-wds/2`` sample from a group's plan row and its renders.
 
 Pure numpy: the renderer hands over linear premultiplied RGBA per lighting
 (plus passes for the first), this module composites the background, builds
@@ -12,6 +12,10 @@ Members (DESIGN.md): ``json``, ``rgb_XX.png``, ``env_XX.png``,
 ``rgb_XX.exr`` (linear HDR render). ``env_XX.exr`` holds the radiance that
 lit the render (white balance and exposure applied), so
 ``env_XX.png == clip(env_XX.exr, 0, 1) ** (1/2.2)``.
+
+The json holds what the plan row holds: assets by ``asset_id`` and name,
+never where their files are, so a sample's bytes do not depend on where
+the catalogs live.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def metadata(row: dict[str, Any], renders: GroupRenders, job: dict[str, Any], so
         "group_index": row["group_index"],
         "split": row["split"],
         "seeds": {"job_seed": row["job_seed"], "seed_sequence": [row["job_seed"], row["group_index"]]},
-        "head": {"asset_id": row["head_asset_id"], "sha256": row["head_sha256"],
+        "head": {"asset_id": row["head_asset_id"], "name": row["head_name"], "sha256": row["head_sha256"],
                  "params": row.get("head_params")},
         "camera": {
             "focal_mm": row["focal_mm"], "sensor_mm": row["sensor_mm"], "framing": row["framing"],
@@ -78,7 +82,10 @@ def metadata(row: dict[str, Any], renders: GroupRenders, job: dict[str, Any], so
 
 def build_sample(row: dict[str, Any], renders: GroupRenders, hdris: dict[str, np.ndarray],
                  job: dict[str, Any], software: dict[str, str]) -> dict[str, bytes]:
-    """The sample dict for webdataset's writer: {"__key__": key, field: bytes, ...}."""
+    """The sample dict for webdataset's writer: {"__key__": key, field: bytes, ...}.
+
+    ``row`` is the plan row (not the renderer's located one), ``hdris`` the source maps by asset id.
+    """
     cam = renders.camera
     rot = np.asarray(cam.world_from_camera)[:3, :3]
     env_width = job["lighting"]["env_width"]
@@ -86,7 +93,7 @@ def build_sample(row: dict[str, Any], renders: GroupRenders, hdris: dict[str, np
     alpha = renders.rgba[0][..., 3]
     for i, (lighting, rgba) in enumerate(zip(row["lightings"], renders.rgba)):
         gain = np.asarray(lighting["white_balance_rgb"], dtype=np.float32) * lighting["exposure"]
-        src = hdris[lighting["hdri_uri"]]
+        src = hdris[lighting["hdri_asset_id"]]
         if row["background"] == "env":
             plate = camera_env.background_plate(src, rot, lighting["rotation_deg"], cam.resolution,
                                                 cam.focal_mm, cam.sensor_mm) * gain

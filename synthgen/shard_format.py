@@ -1,17 +1,24 @@
-"""The ``relight-wds/1`` shard format shared by synthgen (writer) and relight (reader).
+"""The ``relight-wds/2`` shard format shared by synthgen (writer) and relight (reader).
 
 One WebDataset sample is one group: a head under K >= 2 lightings. Member
 names are ``KEY.<field>``; keys carry no dots (webdataset splits the key at
 the first dot of the basename). This module names the fields and checks a
 sample's member set; it imports with the standard library alone so the render
 environment and a trainer's (no bpy, any Python 3.11-3.13) share it.
+
+``relight-wds/2`` names each lighting's HDRI by ``hdri_asset_id`` and
+``hdri_name`` (the catalog's name for it); ``relight-wds/1`` had the
+absolute path of the map on the planning machine (``hdri_uri``) instead.
+The members are the same, so readers take both (:data:`READABLE_FORMATS`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 
-FORMAT = "relight-wds/1"
+FORMAT = "relight-wds/2"
+READABLE_FORMATS = ("relight-wds/1", FORMAT)
 MIN_LIGHTINGS = 2
 MAX_LIGHTINGS = 1000
 PASSES = ("albedo.png", "normal.exr", "depth.exr")
@@ -54,6 +61,15 @@ def check_shard_path(path, folder: str) -> str:
     if "\x00" in rel or "\\" in rel or rel.startswith("/") or ".." in rel.split("/") or not rel.strip("/"):
         raise ValueError(f"shard path {path!r} must be relative and stay inside the dataset folder")
     return rel
+
+
+def hdri_name(lighting: dict) -> str | None:
+    """The name of a lighting's HDRI in a sample's (or plan's) ``lightings``: ``hdri_name``, or for
+    ``relight-wds/1`` the file stem of its ``hdri_uri``; None when neither is there."""
+    name = lighting.get("hdri_name")
+    if not name and lighting.get("hdri_uri"):
+        name = os.path.splitext(os.path.basename(lighting["hdri_uri"]))[0]
+    return name or None
 
 
 def rgb_field(i: int, hdr: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""A real ``relight-wds/1`` dataset of numpy-rendered spheres, for fast relight tests (no bpy).
+"""A real ``relight-wds/2`` dataset of numpy-rendered spheres, for fast relight tests (no bpy).
 
 ``make_sphere_dataset(out_dir, groups=16, k=4, res=32)`` plans a job with
 synthgen's own planner (:func:`synthgen.plan.make_plan`, over an in-memory
@@ -135,20 +135,20 @@ def _assets(out_dir: str, counts: dict[str, int], maps_per_split: dict[str, int]
                       "hair_redness": float(rng.uniform(0.0, 0.8)), "hair_coverage": 0.0,
                       "smile": float(rng.uniform(0.0, 0.8))}
             aid = "head-sphere" + hashlib.sha256(f"{split}{h}".encode()).hexdigest()[:12]
-            heads[split].append({"asset_id": aid, "uri": f"sphere:{split}:{h}",
+            heads[split].append({"asset_id": aid, "name": f"sphere_{split}_{h}",
                                  "sha256": hashlib.sha256(aid.encode()).hexdigest(),
                                  "head": {"generator_params": json.dumps(params, sort_keys=True)}})
         for m in range(maps_per_split[split]):
             style = procedural_hdri.STYLES[seed % len(procedural_hdri.STYLES)]
             rgb = procedural_hdri.generate(style, seed, hdri_width).rgb
             seed += 1
-            uri = os.path.join(out_dir, "assets", f"{style}_{seed - 1}.exr")
-            hdri_io.write_exr(uri, rgb)
-            arrays[uri] = rgb
+            name = f"{style}_{seed - 1}"
+            hdri_io.write_exr(os.path.join(out_dir, "assets", f"{name}.exr"), rgb)
+            aid = "hdri-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+            arrays[aid] = rgb
             omega = np.broadcast_to(envmap.solid_angles(*rgb.shape[:2]), rgb.shape[:2])
             mean_lum = float((envmap.luminance(rgb) * omega).sum() / (4 * np.pi))
-            hdris[split].append({"asset_id": "hdri-" + hashlib.sha256(uri.encode()).hexdigest()[:16], "uri": uri,
-                                 "hdri": {"mean_luminance": mean_lum}})
+            hdris[split].append({"asset_id": aid, "name": name, "hdri": {"mean_luminance": mean_lum}})
     for split in planning.SPLIT_ORDER:  # make_plan wants assets sorted by id
         heads[split].sort(key=lambda r: r["asset_id"])
         hdris[split].sort(key=lambda r: r["asset_id"])
@@ -193,7 +193,7 @@ def make_sphere_dataset(out_dir: str, groups: int | dict[str, int] = 16, k: int 
                 rgba = []
                 for lt in row["lightings"]:
                     gain = np.asarray(lt["white_balance_rgb"], dtype=np.float32) * lt["exposure"]
-                    env = camera_env.camera_frame_env(arrays[lt["hdri_uri"]], cam[:3, :3], lt["rotation_deg"],
+                    env = camera_env.camera_frame_env(arrays[lt["hdri_asset_id"]], cam[:3, :3], lt["rotation_deg"],
                                                       SHADE_WIDTH) * gain
                     rgba.append(shade_sphere(env, albedo, res, specular))
                 renders = samples.GroupRenders(samples.CameraInfo(cam, row["focal_mm"], row["sensor_mm"], res), rgba)

@@ -26,6 +26,7 @@ pytest.importorskip("ray")
 
 from assets_manifest import hdri_io, procedural_hdri  # noqa: E402
 from synthgen import dataset, farm, job as jobs, plan as planning, runner, shards  # noqa: E402
+from synthgen.locate import AssetPaths  # noqa: E402
 from synthgen.render_process import BlenderProcess, BlenderStartError, GroupFailed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -285,7 +286,7 @@ def test_s3_output_resume_and_repair(catalog, reference, local_ray, tmp_path):
                   "farm_report.json"):
             assert f"synthgen/runs/tiny/{f}" in names
         assert not list(stage.rglob("*.tar"))  # staged shards are removed once uploaded
-        # a shard read back from S3 is a valid relight-wds/1 shard
+        # a shard read back from S3 is a valid relight-wds/2 shard
         local = str(tmp_path / "back.tar")
         fs.get("synthgen/runs/tiny/shards/val-000000.tar", local)
         assert len(shards.validate_tar(local)) == 2
@@ -308,7 +309,9 @@ def test_s3_output_resume_and_repair(catalog, reference, local_ray, tmp_path):
 
 def test_blender_process_timeout_crash_error_and_rss_recycling(catalog, tmp_path):
     job = load_job(catalog, ["render.resolution=96", "render.samples=64"])
-    rows = planning.make_plan(job).to_pylist()
+    assets = AssetPaths.from_catalogs(job.job.catalogs)
+    plan_rows = planning.make_plan(job).to_pylist()
+    rows = [assets.locate(r) for r in plan_rows]  # Blender renders rows that say where the files are
     cfg = job.to_dict()["render"]
     log = str(tmp_path / "blender.log")
 
@@ -327,12 +330,14 @@ def test_blender_process_timeout_crash_error_and_rss_recycling(catalog, tmp_path
     assert bp.device == "CPU" and bp.software["blender"].startswith("5.")
 
     # a head file missing on this node fails its group (named, with Blender's traceback), not the shard
-    broken = dict(rows[1], head_uri=str(tmp_path / "missing.glb"))
-    result = runner.render_shard(str(tmp_path / "ds"), rows[0]["shard"], [broken, rows[2]], job.to_dict(), bp,
-                                 runner.HdriCache())
+    missing = str(tmp_path / "missing.glb")
+    broken = dict(plan_rows[1], head_asset_id="head-missing")
+    here = AssetPaths(assets.catalogs, dict(assets.paths, **{"head-missing": missing}))
+    result = runner.render_shard(str(tmp_path / "ds"), rows[0]["shard"], [broken, plan_rows[2]], job.to_dict(), bp,
+                                 runner.HdriCache(), assets=here)
     assert result.record.groups == 1 and result.record.keys == [rows[2]["key"]]
     (failure,) = result.failures
-    assert failure["error"] == f"FileNotFoundError: {broken['head_uri']}: no such head file on this node"
+    assert failure["error"] == f"FileNotFoundError: {missing}: no such head file on this node"
     assert "Traceback" in failure["traceback"] and "import_asset" in failure["traceback"]
     assert bp.stats.starts == 2  # Blender lives on
 

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -357,7 +358,7 @@ def test_captions_follow_the_metadata():
     assert captions.HAIR_MIN_COVERAGE == HAIR_MIN_COVERAGE
     meta = {"head": {"params": json.dumps({"melanin": 0.02, "hair_melanin": 0.5, "hair_redness": 0.7,
                                            "hair_coverage": 0.9, "smile": 0.6})},
-            "lightings": [{"hdri_uri": "/x/hdri/procedural/studio_3.exr"}, {"hdri_uri": "/x/hdri/blender/sunset.exr"}]}
+            "lightings": [{"hdri_name": "studio_3"}, {"hdri_name": "sunset"}]}
     env = np.full((16, 32, 3), 10, np.uint8)
     env[6:9, 23:25] = 255  # a bright patch at u = 0.75: light from image right
     az, el = captions.light_direction(env)
@@ -367,8 +368,49 @@ def test_captions_follow_the_metadata():
     assert captions.synthetic_caption(meta, 1) == captions.synthetic_caption(meta, 1).strip()
     assert captions.synthetic_caption(meta, 1).endswith("lit by sunset light")
     assert captions.synthetic_caption({"head": {"params": None}}, 0) == "a portrait of a person, lit by environment light"
+    old = dict(meta, lightings=[{"hdri_uri": "/x/hdri/procedural/studio_3.exr"},  # relight-wds/1
+                                {"hdri_uri": "/x/hdri/blender/sunset.exr"}])
+    assert [captions.synthetic_caption(old, j) for j in (0, 1)] == [captions.synthetic_caption(meta, j) for j in (0, 1)]
     assert captions.direction_words(-170, 0) == "behind" and captions.direction_words(-90, 40) == "the upper left"
     assert captions.light_direction(np.full((16, 32, 3), 200, np.uint8)) is None  # uniform light: no direction
+
+
+def _as_relight_wds_1(ds: str, out) -> str:
+    """A copy of dataset ``ds`` as synthgen wrote it before relight-wds/2: each lighting's HDRI as an absolute path."""
+    shutil.copytree(ds, out)
+    meta = json.load(open(out / "dataset.json"))
+    (out / "dataset.json").write_text(json.dumps(dict(meta, format="relight-wds/1")))
+    for tar in (out / "shards").iterdir():
+        with tarfile.open(tar) as src:
+            items = [(m, src.extractfile(m).read()) for m in src.getmembers()]
+        with tarfile.open(tar, "w") as dst:
+            for m, body in items:
+                if m.name.endswith(".json"):
+                    j = json.loads(body)
+                    j["format"] = "relight-wds/1"
+                    j["lightings"] = [{**{k: v for k, v in lt.items() if k != "hdri_name"},
+                                       "hdri_uri": f"/old/catalog/hdri/{lt['hdri_name']}.exr"} for lt in j["lightings"]]
+                    body = json.dumps(j, sort_keys=True).encode()
+                    m.size = len(body)
+                dst.addfile(m, io.BytesIO(body))
+    return str(out)
+
+
+def test_reads_relight_wds_1_datasets_and_refuses_other_formats(spheres, tmp_path):
+    """A relight-wds/1 dataset reads as before; its hdri_uri gives the same caption as relight-wds/2's hdri_name."""
+    old = _as_relight_wds_1(spheres, tmp_path / "v1")
+    new_pairs, old_pairs = list(data.iter_pairs(spheres, "val", cfg())), list(data.iter_pairs(old, "val", cfg()))
+    assert len(old_pairs) == len(new_pairs) > 0
+    for a, b in zip(new_pairs, old_pairs):
+        assert a["caption"] == b["caption"] and "environment light" not in a["caption"]  # the map's name was read
+        assert torch.equal(a["target"], b["target"]) and torch.equal(a["env"], b["env"])
+    meta = json.load(open(os.path.join(old, "dataset.json")))
+    with open(os.path.join(old, "dataset.json"), "w") as f:
+        json.dump(dict(meta, format="relight-wds/3"), f)
+    with pytest.raises(DataError) as e:
+        data.resolve_shards(old, "val")
+    assert str(e.value) == (f"{os.path.join(old, 'dataset.json')}: format 'relight-wds/3'; "
+                            "this relight reads relight-wds/1 and relight-wds/2")
 
 
 def test_fixture_shading_follows_the_camera_frame_env():
@@ -399,6 +441,7 @@ def test_reads_shards_synthgen_rendered_with_blender(blender_dataset):
         assert np.array_equal(chw(s["target"]), png(m[f"rgb_{j:02d}.png"]))
         assert np.array_equal(chw(s["env"]), png(m[f"env_{j:02d}.png"]))
         assert s["caption"].startswith("a portrait of a person")
+        assert s["caption"].endswith(tuple(captions.PROCEDURAL_LIGHT.values()))  # from the map's name (train maps)
     batch = next(iter(data.make_loader(out, "train", cfg(resolution=24, env_size=(12, 12)), batch_size=3,
                                        num_workers=1, epoch_batches=1)))
     assert batch["input"].shape == (3, 3, 24, 24) and batch["env"].shape == (3, 3, 12, 12)

@@ -248,6 +248,7 @@ def test_eval_cli_writes_tables_with_baseline_and_per_hdri_rows_and_a_grid(world
         table = list(csv.DictReader(f))
     hdris = sorted({row["hdri"] for row in table} - {"all"})
     assert hdris and all(h.endswith(tuple("0123456789")) for h in hdris)  # names (style_seed), not asset ids
+    assert world["held_info"]["hdri"].endswith(tuple("0123456789"))  # `relight extract` names the map too
     assert len(table) == 2 * (1 + len(hdris))
     assert [row["method"] for row in table[:2]] == ["copy input (baseline)", "model"]
     assert sum(int(row["pairs"]) for row in table if row["hdri"] != "all" and row["method"] == "model") == 4

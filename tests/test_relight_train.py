@@ -1,6 +1,6 @@
 """relight training through the real pieces: webdataset shards -> tiny UNet -> checkpoints, resume, CLI, Ray Train.
 
-Fast tests train on the numpy sphere fixture (a real relight-wds/1 dataset);
+Fast tests train on the numpy sphere fixture (a real relight-wds/2 dataset);
 one trains on shards that synthgen rendered with Blender.
 """
 

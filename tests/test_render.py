@@ -49,7 +49,7 @@ def rendered(catalog, tmp_path_factory) -> str:
 
 def test_dataset_layout_and_format(rendered):
     meta = json.load(open(os.path.join(rendered, "dataset.json")))
-    assert meta["format"] == "relight-wds/1"
+    assert meta["format"] == "relight-wds/2"
     assert meta["counts"] == {"planned": 5, "written": 5, "failed": 0, "lightings_per_group": 2, "images": 10}
     assert meta["splits"]["train"]["pattern"] == "shards/train-{000000..000001}.tar"
     assert [s["groups"] for s in meta["splits"]["train"]["shards"]] == [2, 1]
@@ -191,9 +191,11 @@ _HISTORY = r"""
 import json, sys
 import numpy as np
 from synthgen import job as jobs, plan
+from synthgen.locate import AssetPaths
 from synthgen.render import scene
 job = jobs.load(sys.argv[1], json.loads(sys.argv[2]))
-rows, cfg = plan.make_plan(job).to_pylist(), job.to_dict()["render"]
+assets = AssetPaths.from_catalogs(job.job.catalogs)
+rows, cfg = [assets.locate(r) for r in plan.make_plan(job).to_pylist()], job.to_dict()["render"]
 out = {}
 r = scene.GroupRenderer(cfg, tmp_dir=sys.argv[3])
 for g in json.loads(sys.argv[4]):  # groups rendered in this order in one Blender session

@@ -251,7 +251,7 @@ class GroupRenderer:
         self.rig.rotation_euler = (0.0, 0.0, 0.0)
         bpy.context.view_layer.update()
         with redirect_fd1(self.log_path):
-            self.head_objects = import_asset(row["head_uri"],
+            self.head_objects = import_asset(row["head_path"],
                                              self.cfg.get("subsurface_method", "RANDOM_WALK_SKIN"))
         for o in self.head_objects:
             if o.parent is None:
@@ -274,14 +274,14 @@ class GroupRenderer:
 
     def render_lighting(self, lighting: dict[str, Any], want_passes: bool) -> tuple[np.ndarray, dict, float]:
         """Linear premultiplied RGBA under ``lighting`` (+ passes), and Cycles' render-call seconds."""
-        if lighting["hdri_uri"] != self.current_hdri:
-            image = self._image(lighting["hdri_uri"])
+        if lighting["hdri_asset_id"] != self.current_hdri:
+            image = self._image(lighting["hdri_path"])
             self.world["env"].image = image
             world = self.world["world"]
             world.cycles.sample_map_resolution = world_map_resolution(image.size[0],
                                                                       self.cfg.get("world_map_resolution", 0))
             world.update_tag()  # as for the seed below: a Python-side Cycles setting is not seen otherwise
-            self.current_hdri = lighting["hdri_uri"]
+            self.current_hdri = lighting["hdri_asset_id"]
         self.rig.rotation_euler = (0.0, 0.0, math.radians(camera_env.scene_turn_deg(lighting["rotation_deg"])))
         self.scene.cycles.seed = lighting["cycles_seed"]
         # Setting a Cycles property from Python does not tag the scene for an update, and with
@@ -301,6 +301,7 @@ class GroupRenderer:
         return rgba, extra, render_passes.last_render_call_s
 
     def render_group(self, row: dict[str, Any]) -> tuple[GroupRenders, RenderTimings]:
+        """Render a located plan row (:meth:`synthgen.locate.AssetPaths.locate`: ``head_path``, ``hdri_path``)."""
         timings = RenderTimings()
         t = time.perf_counter()
         camera = self.load_group(row)
@@ -311,7 +312,8 @@ class GroupRenderer:
         timings.render_s = [0.0] * len(lightings)
         # the map already in the world first, then by map: each map is loaded once
         order = sorted(range(len(lightings)),
-                       key=lambda i: (lightings[i]["hdri_uri"] != self.current_hdri, lightings[i]["hdri_uri"], i))
+                       key=lambda i: (lightings[i]["hdri_asset_id"] != self.current_hdri,
+                                      lightings[i]["hdri_asset_id"], i))
         for i in order:
             rgba[i], p, timings.render_s[i] = self.render_lighting(lightings[i], want_passes=i == 0)
             if i == 0:
