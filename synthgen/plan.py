@@ -13,7 +13,6 @@ draws its heads and HDRIs only from the catalog assets of the same split.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 
 from assets_manifest.procedural_hdri import cct_to_rgb
 from assets_manifest.schema import read_rows, resolve_uri
-from synthgen import shard_format
+from synthgen.format import atomic, shard as shard_format
 from synthgen.job import Job, JobError
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -181,11 +180,7 @@ def write_plan(table: pa.Table, job: Job, path: str) -> str:
     meta = dict(table.schema.metadata or {})
     meta[b"job"] = json.dumps(job.to_dict(), sort_keys=True).encode()
     table = table.replace_schema_metadata(meta)
-    tmp = path + ".tmp"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic.write_parquet(path, table)
 
 
 def read_plan(path: str) -> pa.Table:
