@@ -63,7 +63,7 @@ train-env-check-%:
 	@py=$$(scripts/find-python $*) || exit 1; echo "$$py -m venv $(TV)"; "$$py" -m venv $(TV)
 	$(TV)/bin/pip install -q --upgrade pip
 	$(TV)/bin/pip install -q -c constraints/ci.txt '.[train]'
-	cd $(TT) && $(CURDIR)/$(TV)/bin/python -c "import sys, numpy, relight, synthgen.shard_format as f, assets_manifest; \
+	cd $(TT) && $(CURDIR)/$(TV)/bin/python -c "import sys, numpy, relight, synthgen.format.shard as f, assets_manifest; \
 assert int(numpy.__version__.split('.')[0]) >= 2, numpy.__version__; \
 print('train env OK: Python', sys.version.split()[0], '| numpy', numpy.__version__, '| shard format', f.FORMAT)"
 	cd $(TT) && $(CURDIR)/$(TV)/bin/relight envmap --env procedural:studio:3 --rotate 90 --out $(TT)/envmap.png

@@ -17,7 +17,6 @@ import glob
 import importlib.util
 import json
 import os
-import shutil
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from assets_manifest import procedural_hdri, splits
 from assets_manifest.schema import AssetError, write_manifest
 from assets_manifest.scan import record_for
+from synthgen.format import atomic
 
 BPY_HDRI_SOURCE = "Blender bundled studio lights (Poly Haven, CC0)"
 PROCEDURAL_SOURCE = "synthlight procedural generator"
@@ -71,9 +71,7 @@ def build(out_dir: str, config: BuiltinConfig = BuiltinConfig(), progress: bool 
         if what == "bpy":
             dst = os.path.join(out_dir, "hdri", "blender", os.path.basename(arg))
             if config.force or not os.path.exists(dst):
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copyfile(arg, dst + ".tmp")
-                os.replace(dst + ".tmp", dst)
+                atomic.copy_file(arg, dst)
             row, problems = record_for(dst, manifest, "CC0-1.0", BPY_HDRI_SOURCE)
         elif what == "hdri":
             style, seed = arg

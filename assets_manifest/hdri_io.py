@@ -3,8 +3,9 @@
 Everything comes back as float32 linear RGB, shape (H, W, 3). Remote URIs are
 copied to a local temporary file first (OpenEXR reads from a filename only).
 
-OpenEXR goes through the ``openexr`` package. Radiance RGBE is read and
-written here in numpy: the format is a dozen lines of spec, and the libraries
+OpenEXR is read and encoded by :mod:`synthgen.format.codecs` (the toolkit's one
+EXR reader) and files are published by :mod:`synthgen.format.atomic`. Radiance
+RGBE is read and written here in numpy: the format is a dozen lines of spec, and the libraries
 that read it (OpenCV, OpenImageIO, imageio's FreeImage plugin) are large,
 pull numpy 2 or download a binary at run time, all bad trades for one format.
 """
@@ -20,10 +21,9 @@ from typing import Iterator
 
 import fsspec
 import numpy as np
-import OpenEXR
 
-from assets_manifest.fileio import publish_mode
 from assets_manifest.schema import AssetError, has_scheme
+from synthgen.format import atomic, codecs
 
 HDRI_SUFFIXES = (".exr", ".hdr")
 
@@ -51,46 +51,16 @@ def read_hdri(uri: str) -> np.ndarray:
 
 
 def read_exr(path: str) -> np.ndarray:
+    """(H, W, 3): the first layer with R, G and B (layered files name channels "layer.R"), or Y repeated."""
     try:
-        with OpenEXR.File(path, separate_channels=True) as f:
-            channels = {name: np.asarray(ch.pixels) for name, ch in f.channels().items()}
-    except Exception as e:  # openexr raises RuntimeError/ValueError/... on damaged files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AssetError(f"{path}: unreadable OpenEXR ({msg})") from None
-    # Layered EXRs name channels "layer.R"; take the first RGB-looking layer.
-    by_suffix: dict[str, np.ndarray] = {}
-    for name in sorted(channels):
-        by_suffix.setdefault(name.rsplit(".", 1)[-1].upper(), channels[name])
-    if all(c in by_suffix for c in "RGB"):
-        rgb = np.stack([by_suffix[c] for c in "RGB"], axis=-1)
-    elif "Y" in by_suffix:
-        rgb = np.repeat(by_suffix["Y"][..., None], 3, axis=-1)
-    else:
-        raise AssetError(f"{path}: OpenEXR has no R,G,B or Y channels (has {', '.join(sorted(channels))})")
-    if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise AssetError(f"{path}: OpenEXR has an empty data window")
-    return rgb.astype(np.float32, copy=False)
+        return codecs.read_exr(path, rgb=True)
+    except codecs.DecodeError as e:
+        raise AssetError(str(e)) from None
 
 
 def write_exr(path: str, rgb: np.ndarray, half: bool = True) -> str:
-    """Write RGB as a ZIP-compressed EXR (half floats by default), atomically."""
-    rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.float16 if half else np.float32)
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".exr", dir=folder)
-    try:
-        publish_mode(fd)  # 0666 & ~umask, not mkstemp's 0600
-    finally:
-        os.close(fd)
-    try:
-        with OpenEXR.File(header, {"RGB": rgb}) as f:
-            f.write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write RGB as a ZIP-compressed EXR (half floats, clipped to +-65504, by default), atomically."""
+    return atomic.write_bytes(path, codecs.exr_bytes(np.asarray(rgb)[..., :3], half=half))
 
 
 _RES_RE = re.compile(rb"^([-+])Y (\d+) ([-+])X (\d+)$")
@@ -176,9 +146,5 @@ def write_radiance_hdr(path: str, rgb: np.ndarray) -> str:
     rgbe[..., :3] = np.clip(rgb * scale[..., None], 0, 255).astype(np.uint8)
     rgbe[..., 3] = np.where(peak > 1e-32, expo + 128, 0).astype(np.uint8)
     header = f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y {h} +X {w}\n".encode()
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(header)
-        f.write(rgbe.tobytes())
-    os.replace(tmp, path)
+    atomic.write_bytes(path, header + rgbe.tobytes())
     return path

@@ -1,8 +1,10 @@
 """Read a head asset's geometry statistics and find its texture maps.
 
 OBJ, PLY, GLB and glTF are read with trimesh. FBX and .blend need Blender,
-so they are handed to :mod:`synthgen.render.mesh_probe` (imported lazily:
-only the render environment has bpy).
+which the catalog does not import: the caller passes a Blender probe
+(``probe_blender``, a function path -> the same dict), and ``synthgen assets
+scan/validate`` pass :func:`synthgen.render.mesh_probe.probe`. Without one, such
+a head is a one-line error saying what to install and which command to use.
 
 Texture maps are found three ways: the OBJ's MTL ``map_*`` statements, the
 glTF material slots, and sibling files named ``<stem>_<role>.<ext>`` (how
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import trimesh
@@ -33,6 +35,7 @@ ROLE_SYNONYMS = {
     "specular": ("specular", "spec"),
     "subsurface": ("subsurface", "sss", "scatter"),
 }
+BlenderProbe = Callable[[str], dict[str, Any]]  # path -> vertices, faces, bbox_min/max, parts, textures
 _MTL_ROLES = {
     "map_kd": "albedo",
     "map_bump": "normal",
@@ -43,15 +46,17 @@ _MTL_ROLES = {
 }
 
 
-def probe_mesh(path: str) -> dict[str, Any]:
-    """Geometry stats and textures: the ``head`` struct of the manifest (without generator fields)."""
+def probe_mesh(path: str, probe_blender: BlenderProbe | None = None) -> dict[str, Any]:
+    """Geometry stats and textures: the ``head`` struct of the manifest (without generator fields).
+
+    ``probe_blender`` reads FBX and .blend files (they need Blender); without it they are refused.
+    """
     suffix = os.path.splitext(path)[1].lower()
     if suffix in BPY_SUFFIXES:
-        try:
-            from synthgen.render import mesh_probe as bpy_probe
-        except ImportError as e:
-            raise AssetError(f"{path}: reading {suffix} needs Blender; install the render extra ({e})") from None
-        info = bpy_probe.probe(path)
+        if probe_blender is None:
+            raise AssetError(f"{path}: reading {suffix} needs Blender: install the render extra "
+                             "(pip install '.[render]') and use `synthgen assets scan`/`validate`")
+        info = probe_blender(path)
     elif suffix in TRIMESH_SUFFIXES:
         info = _probe_trimesh(path)
     else:

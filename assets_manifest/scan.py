@@ -17,6 +17,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from assets_manifest import checks, hdri_io, hdri_stats, licenses, mesh_probe, splits
+from assets_manifest.mesh_probe import BlenderProbe
 from assets_manifest.schema import AssetError, make_asset_id, relative_uri, sha256_file
 
 SIDECAR_SUFFIX = ".asset.json"
@@ -83,8 +84,11 @@ def record_for(
     split: str = "unassigned",
     generator: str | None = None,
     generator_params: str | None = None,
+    probe_blender: BlenderProbe | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """One manifest row for ``path`` plus the problems found; the row is None-free only if no problems."""
+    """One manifest row for ``path`` plus the problems found; the row is None-free only if no problems.
+
+    ``probe_blender`` reads FBX/.blend heads (:func:`assets_manifest.mesh_probe.probe_mesh`)."""
     kind = kind_of(path)
     if kind is None:
         raise AssetError(f"{path}: not a head ({', '.join(mesh_probe.MESH_SUFFIXES)}) or HDRI ({', '.join(hdri_io.HDRI_SUFFIXES)})")
@@ -108,7 +112,7 @@ def record_for(
         row["hdri"] = meta and {**meta, "generator": generator, "generator_params": generator_params}
         row["asset_id"] = make_asset_id(kind, [digest])
         return row, problems
-    info = mesh_probe.probe_mesh(path)
+    info = mesh_probe.probe_mesh(path, probe_blender)
     problems = checks.check_head(path, info)
     for tex in info["textures"]:
         if not problems and not tex["uri"].startswith("embedded:"):
@@ -138,6 +142,7 @@ def scan(
     fractions=splits.DEFAULT_FRACTIONS,
     progress: bool = True,
     on_problem: Callable[[str], None] | None = None,
+    probe_blender: BlenderProbe | None = None,
 ) -> ScanResult:
     result = ScanResult()
     paths = list_assets(root)
@@ -148,7 +153,8 @@ def scan(
             lic = meta.get("license", license)
             if lic is None:
                 raise AssetError(f"{path}: no licence (add {os.path.basename(path)}{SIDECAR_SUFFIX}, a {FOLDER_SIDECAR}, or --license)")
-            row, problems = record_for(path, manifest_path, lic, meta.get("source", source or ""))
+            row, problems = record_for(path, manifest_path, lic, meta.get("source", source or ""),
+                                       probe_blender=probe_blender)
         except AssetError as e:
             row, problems = None, [str(e)]
         if not problems and row["asset_id"] in first_with:

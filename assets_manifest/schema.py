@@ -22,7 +22,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets_manifest.fileio import publish_mode
+from synthgen.format import atomic
 
 SCHEMA_VERSION = "assets-manifest/1"
 KINDS = ("head", "hdri")
@@ -164,23 +164,8 @@ def write_manifest(rows_or_table: list[dict[str, Any]] | pa.Table, path: str) ->
             fs, fs_path = fsspec.core.url_to_fs(path)
             fs.put_file(local, fs_path)  # object stores publish a put atomically
         return path
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".parquet.tmp", dir=folder)
-    try:
-        publish_mode(fd)  # mkstemp's 0600 would hide the manifest from other users and nodes
-    finally:
-        os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    # 0666 & ~umask: other users and nodes on a shared filesystem must be able to read it
+    return atomic.write_parquet(path, table)
 
 
 def read_manifest(path: str) -> pa.Table:

@@ -14,10 +14,11 @@ import fsspec
 from tqdm import tqdm
 
 from assets_manifest import checks, hdri_io, licenses, mesh_probe
+from assets_manifest.mesh_probe import BlenderProbe
 from assets_manifest.schema import AssetError, read_rows, resolve_uri, sha256_file
 
 
-def _check_row(row: dict[str, Any], manifest_path: str) -> list[str]:
+def _check_row(row: dict[str, Any], manifest_path: str, probe_blender: BlenderProbe | None) -> list[str]:
     uri = resolve_uri(row["uri"], manifest_path)
     fs, path = fsspec.core.url_to_fs(uri)
     if not fs.exists(path):
@@ -38,7 +39,7 @@ def _check_row(row: dict[str, Any], manifest_path: str) -> list[str]:
             problems += checks.check_hdri(uri, hdri_io.read_hdri(uri))
         else:
             with hdri_io.local_path(uri, "." + row["format"]) as local:
-                problems += checks.check_head(uri, mesh_probe.probe_mesh(local))
+                problems += checks.check_head(uri, mesh_probe.probe_mesh(local, probe_blender))
             for tex in (row["head"] or {}).get("textures") or []:
                 if tex["sha256"] and not tex["uri"].startswith("embedded:"):
                     t_uri = resolve_uri(tex["uri"], manifest_path)
@@ -56,13 +57,16 @@ def validate(
     manifest_path: str,
     progress: bool = True,
     on_problem: Callable[[str], None] | None = None,
+    probe_blender: BlenderProbe | None = None,
 ) -> list[str]:
-    """All problems found, one line each; empty means the manifest is good."""
+    """All problems found, one line each; empty means the manifest is good.
+
+    ``probe_blender`` reads FBX/.blend heads (:func:`assets_manifest.mesh_probe.probe_mesh`)."""
     rows = read_rows(manifest_path)
     problems: list[str] = []
     split_of: dict[str, str] = {}
     for row in tqdm(rows, desc="validate", unit="asset", disable=not progress):
-        found = _check_row(row, manifest_path)
+        found = _check_row(row, manifest_path, probe_blender)
         prev = split_of.setdefault(row["sha256"], row["split"])
         if prev != row["split"]:
             found.append(f"{row['uri']}: the same content is in splits {prev} and {row['split']} (leak)")

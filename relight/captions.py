@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from assets_manifest import envmap
-from synthgen import shard_format
+from synthgen.format import shard as shard_format
 
 GENERIC_SYNTHETIC = "a portrait of a person"
 GENERIC_REAL = "a portrait photo of a person"

@@ -2,25 +2,21 @@
 
 Sections ``[model]`` (:class:`relight.model.ModelConfig`), ``[data]``
 (:class:`relight.data.DataConfig`) and ``[train]`` (:class:`TrainSection`).
-Unknown keys and bad values are one-line errors naming the key, with the
-same rules (and helpers) as synthgen's job files.
+Unknown keys and bad values are one-line errors naming the key: the TOML and
+``--set`` loading is the format layer's (:mod:`synthgen.format.config`), the
+one synthgen's job files use.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
 from relight.model import ModelConfig
-from synthgen.job import JobError, _coerce, fill_sections, parse_override
+from synthgen.format.config import ConfigError, coerce_value, fill_sections, load_toml
 
-
-class ConfigError(ValueError):
-    """A bad training config or override; the message names the file and key."""
-
-    exit_code = 2  # bad usage (assets_manifest.cli_errors)
+__all__ = ["ConfigError", "TrainConfig", "TrainSection", "check", "from_dict", "load"]
 
 
 @dataclass
@@ -87,15 +83,12 @@ def _coerce_value(where: str, key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             raise ConfigError(f"{where}: {key} must be a list of {len(default)} numbers, got {value!r}")
         return tuple(value)
-    return _coerce(where, key, value, default)
+    return coerce_value(where, key, value, default)
 
 
 def from_dict(data: dict[str, Any], where: str = "<config>") -> TrainConfig:
     cfg = TrainConfig(source=where)
-    try:
-        fill_sections(cfg, data, ["model", "data", "train"], where, coerce=_coerce_value)
-    except JobError as e:
-        raise ConfigError(str(e)) from None
+    fill_sections(cfg, data, ["model", "data", "train"], where, coerce=_coerce_value)
     check(cfg)
     return cfg
 
@@ -134,22 +127,4 @@ def check(cfg: TrainConfig) -> None:
 
 
 def load(path: str | None, overrides: list[str] = ()) -> TrainConfig:
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    for text in overrides:
-        try:
-            key, value = parse_override(text)
-        except ValueError as e:
-            raise ConfigError(str(e).replace("render.samples", "train.max_steps")) from None
-        if key.count(".") != 1:
-            raise ConfigError(f"--set {key}: keys are section.name, e.g. train.max_steps")
-        sec, name = key.split(".")
-        data.setdefault(sec, {})[name] = value
-    return from_dict(data, path or "<config>")
+    return from_dict(load_toml(path, overrides, "config file", "train.max_steps=16"), path or "<config>")

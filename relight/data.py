@@ -12,7 +12,7 @@ Pipeline (webdataset stages, run inside each DataLoader worker)::
     -> node split (rank/world size from arguments, else torch.distributed / RANK+WORLD_SIZE)
     -> wds.split_by_worker
     -> tar members -> groups (names checked, no pickles: relight.shard_safety)
-    -> format check (synthgen.shard_format: K lightings, all members present)
+    -> format check (synthgen.format.shard: K lightings, all members present)
     -> ordered pairs (i != j), ``pairs_per_group`` per group, seeded
     -> wds.shuffle over pairs (buffers hold encoded bytes, not decoded tensors)
     -> wds.decode with one explicit decoder map -> tensors (crop, resize, mask, captions)
@@ -60,11 +60,11 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
-from assets_manifest.cli_errors import usage
+from assets_manifest.cli_errors import USAGE, usage
 from relight import captions
 from relight.shard_safety import (MAX_IMAGE_SIDE, MAX_MEMBER_BYTES, DataError, ReadPolicy, UnsafeShardError,
                                   decode_member, is_remote, pipe_refused, raise_unsafe, remote_refused, tar_samples)
-from synthgen import shard_format
+from synthgen.format import dataset_index, shard as shard_format
 
 __all__ = ["DataConfig", "DataError", "UnsafeShardError", "resolve_shards", "make_dataset", "make_loader",
            "iter_pairs", "collate"]
@@ -128,44 +128,19 @@ class DataConfig:
 # ---------------------------------------------------------------- sources
 
 
-def _read_dataset_json(path: str, allow_remote: bool) -> tuple[dict, str]:
-    if is_remote(path):
-        if not allow_remote:
-            raise usage(DataError(remote_refused(path, "remote dataset")))  # exit 2: needs an opt-in flag
-        import fsspec
-
-        with fsspec.open(path, "r") as f:
-            return json.load(f), path.rsplit("/", 1)[0]
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found") from None
-    except ValueError as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    return meta, os.path.dirname(os.path.abspath(path))
-
-
 def _split_urls(path: str, split: str, allow_remote: bool) -> list[str]:
-    meta, base = _read_dataset_json(path, allow_remote)
-    if meta.get("format") not in shard_format.READABLE_FORMATS:
-        raise DataError(f"{path}: format {meta.get('format')!r}; this relight reads "
-                        f"{' and '.join(shard_format.READABLE_FORMATS)}")
-    splits = meta.get("splits") or {}
-    if split not in splits:
-        # the split asked for (--split) does not exist: a bad value, not bad data
-        raise usage(DataError(f"{path}: no {split!r} split (has: {', '.join(sorted(splits)) or 'none'})"))
-    shards = splits[split].get("shards") or []
-    if not shards:
-        raise DataError(f"{path}: split {split!r} has no shards")
-    out = []
-    for s in shards:
-        try:  # the same check as `synthgen inspect`
-            rel = shard_format.check_shard_path(s.get("path") if isinstance(s, dict) else s, base)
-        except ValueError as e:
-            raise DataError(f"{path}: {e}") from None
-        out.append(f"{base}/{rel}" if is_remote(base) else os.path.join(base, rel))
-    return out
+    """Shard URLs of ``split`` from a dataset.json, read and checked by the same reader as `synthgen inspect`."""
+    if is_remote(path) and not allow_remote:
+        raise usage(DataError(remote_refused(path, "remote dataset")))  # exit 2: needs an opt-in flag
+    try:
+        index = dataset_index.read_index(path)
+        urls = index.shard_urls(split)
+    except dataset_index.DatasetError as e:  # same message; an unknown split stays a bad value (exit 2)
+        err = DataError(str(e))
+        raise (usage(err) if e.exit_code == USAGE else err) from None
+    if not urls:
+        raise DataError(f"{index.where}: split {split!r} has no shards")
+    return urls
 
 
 def resolve_shards(source: str | list[str], split: str = "train", allow_remote: bool = False,

@@ -33,7 +33,7 @@ from relight import plots
 from relight.infer import Settings, has_text, load_pipeline, model_input
 from relight.inputs import InputError, model_geometry
 from relight.shard_safety import ReadPolicy
-from synthgen import shard_format
+from synthgen.format import shard as shard_format
 
 METHODS = ("copy input (baseline)", "model")
 BASE_COLUMNS = ["psnr_masked", "psnr", "ssim_masked", "ssim"]

@@ -235,7 +235,7 @@ def extract_render(shards, split: str = "test", key: str | None = None, lighting
     """
     from relight.data import resolve_shards
     from relight.shard_safety import ReadPolicy, decode_member, tar_samples
-    from synthgen import shard_format
+    from synthgen.format import shard as shard_format
 
     read = read or ReadPolicy()
     urls = resolve_shards(shards, split, read.allow_remote, read.allow_pipe)

@@ -186,9 +186,9 @@ def decode_member(key: str, data: bytes, max_image_side: int = MAX_IMAGE_SIDE) -
         except DataError as e:
             raise DataError(f"{key[1:]}: {e}") from None
         _check_image_size(key[1:], "EXR", size, max_image_side)
-        from synthgen.encode import exr_from_bytes
+        from synthgen.format.codecs import exr_from_bytes
 
-        return exr_from_bytes(data)
+        return exr_from_bytes(data, key[1:])
     if ext == "txt":
         return data.decode("utf-8")
     raise UnsafeShardError(f"{key[1:]}: no decoder for .{ext} (allowed: {', '.join(sorted(ALLOWED_EXTENSIONS))})")

@@ -50,6 +50,7 @@ from relight import metrics, plots
 from relight.errors import TrainError
 from relight.model import (RelightModel, build, condition_latents, encode_images, encode_text, unet_input)
 from relight.pipeline import RelightPipeline, scheduler_by_name
+from synthgen.format import atomic
 
 CHECKPOINTS = "checkpoints"
 
@@ -133,15 +134,12 @@ def _save_checkpoint(out_dir: str, step: int, model: RelightModel, unet, ema, op
     """Write to a temporary name, then rename: a crash never leaves a half checkpoint that resume would pick."""
     root = os.path.join(out_dir, CHECKPOINTS)
     final = os.path.join(root, f"checkpoint-{step:06d}")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    _pipeline(model, unet, sampler="").save_pretrained(tmp)
-    if ema is not None:
-        ema.save_pretrained(os.path.join(tmp, "unet_ema"))
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "lr_scheduler": lr_sched.state_dict()},
-               os.path.join(tmp, "training_state.pt"))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic.atomic_dir(final) as tmp:
+        _pipeline(model, unet, sampler="").save_pretrained(tmp)
+        if ema is not None:
+            ema.save_pretrained(os.path.join(tmp, "unet_ema"))
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "lr_scheduler": lr_sched.state_dict()},
+                   os.path.join(tmp, "training_state.pt"))
     done = sorted(d for d in os.listdir(root) if d.startswith("checkpoint-") and not d.endswith(".tmp"))
     for old in done[:-keep]:
         shutil.rmtree(os.path.join(root, old), ignore_errors=True)
@@ -397,10 +395,6 @@ def _ema_weights(ema: EMAModel | None, unet: torch.nn.Module):
 def export(out_dir: str, model: RelightModel, ema: EMAModel | None) -> str:
     """``out_dir/model``: the pipeline with EMA weights and a DDIM scheduler, written atomically."""
     final = os.path.join(out_dir, "model")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    with _ema_weights(ema, model.unet):
+    with atomic.atomic_dir(final) as tmp, _ema_weights(ema, model.unet):
         _pipeline(model, model.unet).save_pretrained(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
     return final

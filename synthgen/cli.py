@@ -26,12 +26,23 @@ def cmd_builtin(args) -> int:
     return 0
 
 
+def probe_blender(path: str) -> dict:
+    """The catalog's FBX/.blend reader: Blender (the render extra), imported only when such a head is met."""
+    try:
+        from synthgen.render import mesh_probe
+    except ImportError as e:
+        suffix = os.path.splitext(path)[1].lower()
+        raise AssetError(f"{path}: reading {suffix} needs Blender; install the render extra "
+                         f"(pip install '.[render]', Python 3.13) ({e})") from None
+    return mesh_probe.probe(path)
+
+
 def cmd_scan(args) -> int:
     from assets_manifest import scan
 
     out = args.out
     result = scan.scan(args.folder, out, license=args.license, source=args.source,
-                       fractions=args.fractions, progress=not args.quiet)
+                       fractions=args.fractions, progress=not args.quiet, probe_blender=probe_blender)
     for p in result.problems:
         print(p, file=sys.stderr)
     if result.problems and not args.skip_bad:
@@ -52,7 +63,7 @@ def cmd_validate(args) -> int:
     from assets_manifest import validate
 
     problems = validate.validate(args.manifest, progress=not args.quiet,
-                                 on_problem=lambda p: print(p, file=sys.stderr))
+                                 on_problem=lambda p: print(p, file=sys.stderr), probe_blender=probe_blender)
     n = read_manifest(args.manifest).num_rows
     if problems:
         return _fail(f"{args.manifest}: {len(problems)} problem(s) in {n} asset(s)", 1)

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
-from synthgen import shard_format, shards, storage
+from synthgen import shards, storage
+from synthgen.format import atomic, dataset_index, shard as shard_format
 from synthgen.job import Job
 
 SCHEMA_VERSION = "synthgen-dataset/1"
@@ -41,8 +41,7 @@ def _brace(split: str, names: list[str]) -> str:
 
 
 def _write_parquet(table: pa.Table, path: str) -> None:
-    pq.write_table(table, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    atomic.write_parquet(path, table)
 
 
 def finalize(out_dir: str, job: Job, plan: pa.Table, results: dict[str, Any]) -> dict[str, Any]:
@@ -65,18 +64,14 @@ def finalize(out_dir: str, job: Job, plan: pa.Table, results: dict[str, Any]) ->
             "shardlist": [{"url": s["path"], "nsamples": s["groups"], "filesize": s["bytes"],
                            "md5sum": md5[s["path"]]} for s in entry["shards"]],
         }
-        with open(os.path.join(out_dir, f"{split}.wids.json"), "w") as f:
-            json.dump(wids, f, indent=1, sort_keys=True)
+        atomic.write_json(os.path.join(out_dir, f"{split}.wids.json"), wids, indent=1)
     counts = {"planned": len(rows), "written": len(written), "failed": len(failures),
               "lightings_per_group": job.lightings_per_group,
               "images": len(written) * job.lightings_per_group}
     assert counts["planned"] == counts["written"] + counts["failed"], counts
     meta = {"format": shard_format.FORMAT, "schema_version": SCHEMA_VERSION, "job": job.to_dict(),
             "counts": counts, "splits": splits}
-    tmp = os.path.join(out_dir, "dataset.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1, sort_keys=True)
-    os.replace(tmp, os.path.join(out_dir, "dataset.json"))
+    atomic.write_json(os.path.join(out_dir, "dataset.json"), meta, indent=1)
 
     index = pa.Table.from_pylist([{
         "key": r["key"], "split": r["split"], "shard": r["shard"], "group_index": r["group_index"],
@@ -98,17 +93,15 @@ def finalize(out_dir: str, job: Job, plan: pa.Table, results: dict[str, Any]) ->
 
 
 def iter_samples(out_dir: str, split: str | None = None):
-    """Samples of a finished dataset, read with plain webdataset."""
+    """Samples of a finished dataset (its dataset.json read and checked by the format layer), with plain webdataset."""
     import webdataset as wds
 
-    with open(os.path.join(out_dir, "dataset.json")) as f:
-        meta = json.load(f)
-    for name in ("train", "val", "test"):
-        entry = meta["splits"].get(name)
-        if entry is None or (split and name != split):
+    index = dataset_index.read_index(out_dir)
+    for name in index.split_names():
+        if split and name != split:
             continue
-        for s in entry["shards"]:
-            yield from wds.WebDataset(os.path.join(out_dir, s["path"]), shardshuffle=False, empty_check=False)
+        for url in index.shard_urls(name):
+            yield from wds.WebDataset(url, shardshuffle=False, empty_check=False)
 
 
 def preview(out_dir: str, out_png: str, max_groups: int = 12, max_lightings: int = 6, tile: int = 128) -> str:
@@ -144,40 +137,30 @@ def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tupl
 
     ``out_dir`` is a folder or an fsspec URL; remote shards are hashed as they stream and checked one at a
     time from a temporary copy."""
+    try:  # the same reader and checks as relight's: nothing outside the dataset folder is opened
+        index = dataset_index.read_index(out_dir, storage_options)
+    except dataset_index.DatasetError as e:
+        return [], [str(e)]
     dest = storage.open_dest(out_dir, storage_options)
-    if not dest.exists("dataset.json"):
-        if not dest.fs.exists(dest.root):
-            return [], [f"{out_dir}: no such folder"]
-        return [], [f"{out_dir}: no dataset.json (not a synthgen output, or the job has not finished)"]
-    where = dest.uri("dataset.json")
-    try:
-        meta = dest.read_json("dataset.json")
-    except ValueError as e:  # not JSON (truncated, or another file by that name)
-        return [], [f"{where}: not valid JSON ({e})"]
-    if not isinstance(meta, dict):
-        return [], [f"{where}: not a synthgen dataset.json (a JSON {type(meta).__name__}, not an object)"]
-    for key in ("format", "job", "counts", "splits"):
-        if key not in meta:
-            return [], [f"{where}: no {key!r} key (not a complete synthgen dataset.json)"]
     lines, problems = [], []
-    c = meta["counts"]
-    lines.append(f"{out_dir}: {meta['format']}, job {meta['job']['job']['id']}: planned {c['planned']}, "
+    c = index.counts
+    lines.append(f"{out_dir}: {index.format}, job {index.job_id}: planned {c['planned']}, "
                  f"written {c['written']}, failed {c['failed']}, {c['lightings_per_group']} lightings per group")
-    for split, entry in sorted(meta["splits"].items()):
-        size = sum(s["bytes"] for s in entry["shards"])
-        lines.append(f"  {split:5s} {len(entry['shards']):4d} shard(s) {entry['groups']:6d} group(s) "
-                     f"{size / 1e6:9.1f} MB  {entry['pattern']}")
-        for s in entry["shards"]:
-            try:  # the same check as relight's reader: nothing outside the dataset folder is opened
-                rel = shard_format.check_shard_path(s.get("path"), dest.url)
-            except ValueError as e:
-                problems.append(f"{dest.uri('dataset.json')}: split {split!r}: {e}; not opened")
+    for split in sorted(index.splits):
+        shard_list, entry = index.splits[split], index.meta["splits"][split]
+        size = sum(s.bytes for s in shard_list)
+        lines.append(f"  {split:5s} {len(shard_list):4d} shard(s) {entry['groups']:6d} group(s) "
+                     f"{size / 1e6:9.1f} MB  {entry.get('pattern', '')}")
+        for s in shard_list:
+            if s.problem:
+                problems.append(s.problem)
                 continue
+            rel = s.rel
             tar = dest.uri(rel)
             if not dest.exists(rel):
                 problems.append(f"{tar}: missing")
                 continue
-            if dest.digest(rel) != s["sha256"]:
+            if dest.digest(rel) != s.sha256:
                 problems.append(f"{tar}: sha256 differs from dataset.json (changed or truncated)")
                 continue
             with tempfile.TemporaryDirectory() as tmp:
@@ -187,6 +170,6 @@ def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tupl
                 except Exception as e:
                     problems.append(f"{tar}: {e}")
                     continue
-            if len(keys) != s["groups"]:
-                problems.append(f"{tar}: {len(keys)} samples, dataset.json says {s['groups']}")
+            if len(keys) != s.groups:
+                problems.append(f"{tar}: {len(keys)} samples, dataset.json says {s.groups}")
     return lines, problems

@@ -4,23 +4,23 @@ A job says what to render (how many groups per split, from which catalogs),
 how to randomize it (camera, lightings, background) and how to render it
 (resolution, samples, passes, device). Unknown keys and out-of-range values
 are errors that name the key (``render.sampels: unknown key; did you mean
-render.samples?``), so a typo never silently falls back to a default.
+render.samples?``), so a typo never silently falls back to a default. The
+TOML and ``--set`` loading is the format layer's (:mod:`synthgen.format.config`),
+shared with relight's training configs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthgen.format.config import ConfigError, fill_sections, load_toml
 
-class JobError(ValueError):
-    """A bad job file or override; the message names the file and key."""
-
-    exit_code = 2  # bad usage (assets_manifest.cli_errors)
+# A bad job file or override; the message names the file and key. The same class as the
+# format layer's ConfigError, so ``except JobError`` also catches what the shared loader raises.
+JobError = ConfigError
 
 
 def _r(lo: float | None = None, hi: float | None = None, **kw) -> Any:
@@ -131,56 +131,6 @@ _PAIR_RANGES = {
 }
 
 
-def _suggest(key: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(key, options, n=1)
-    return f"; did you mean {close[0]}?" if close else f"; known: {', '.join(options)}"
-
-
-def _coerce(where: str, key: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise JobError(f"{where}: {key} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise JobError(f"{where}: {key} must be an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise JobError(f"{where}: {key} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise JobError(f"{where}: {key} must be a string, got {value!r}")
-        return value
-    if isinstance(default, list):
-        if not isinstance(value, list):
-            raise JobError(f"{where}: {key} must be a list, got {value!r}")
-        return list(value)
-    return value
-
-
-def fill_sections(obj: Any, data: dict[str, Any], sections: list[str], where: str, coerce=None) -> None:
-    """Set ``obj.<section>.<key>`` from a TOML-shaped dict; unknown sections/keys and bad types raise JobError.
-
-    Shared by job files and relight's training configs, so both give the same
-    one-line messages (with "did you mean").
-    """
-    coerce = coerce or _coerce
-    for sec_name, sec_val in data.items():
-        if sec_name not in sections:
-            raise JobError(f"{where}: unknown section [{sec_name}]{_suggest(sec_name, list(sections))}")
-        if not isinstance(sec_val, dict):
-            raise JobError(f"{where}: [{sec_name}] must be a table")
-        section = getattr(obj, sec_name)
-        names = [f.name for f in dataclasses.fields(section)]
-        for key, value in sec_val.items():
-            dotted = f"{sec_name}.{key}"
-            if key not in names:
-                raise JobError(f"{where}: {dotted}: unknown key{_suggest(dotted, [f'{sec_name}.{n}' for n in names])}")
-            setattr(section, key, coerce(where, dotted, value, getattr(section, key)))
-
-
 def from_dict(data: dict[str, Any], where: str = "<job>") -> Job:
     job = Job(source=where)
     fill_sections(job, data, list(SECTIONS), where)
@@ -228,34 +178,8 @@ def check(job: Job) -> None:
         raise JobError(f"{where}: [splits] asks for no groups at all")
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``render.samples=16`` -> ("render.samples", 16); values are TOML (strings may be bare)."""
-    if "=" not in text:
-        raise JobError(f"--set {text!r}: expected key=value, e.g. render.samples=16")
-    key, raw = text.split("=", 1)
-    key, raw = key.strip(), raw.strip()
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
-
-
 def load(path: str, overrides: list[str] = ()) -> Job:
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise JobError(f"{path}: job file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise JobError(f"{path}: not valid TOML ({e})") from None
-    for text in overrides:
-        key, value = parse_override(text)
-        if key.count(".") != 1:
-            raise JobError(f"--set {key}: keys are section.name, e.g. render.samples")
-        sec, name = key.split(".")
-        data.setdefault(sec, {})[name] = value
-    job = from_dict(data, path)
+    job = from_dict(load_toml(path, overrides, "job file", "render.samples=16"), path)
     # catalogs are relative to the job file's folder unless absolute or URLs
     base = os.path.dirname(os.path.abspath(path))
     job.job.catalogs = [c if "://" in c or os.path.isabs(c) else os.path.normpath(os.path.join(base, c))

@@ -17,7 +17,6 @@ files with :mod:`synthgen.locate`).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,7 @@ import pyarrow.parquet as pq
 
 from assets_manifest.procedural_hdri import cct_to_rgb
 from assets_manifest.schema import read_rows
-from synthgen import shard_format
+from synthgen.format import atomic, shard as shard_format
 from synthgen.job import Job, JobError
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -188,11 +187,7 @@ def write_plan(table: pa.Table, job: Job, path: str) -> str:
     d["job"].pop("catalogs")
     meta[b"job"] = json.dumps(d, sort_keys=True).encode()
     table = table.replace_schema_metadata(meta)
-    tmp = path + ".tmp"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic.write_parquet(path, table)
 
 
 def read_plan(path: str) -> pa.Table:

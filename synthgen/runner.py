@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from assets_manifest import hdri_io
 from synthgen import dataset, locate, plan as planning, samples, shards
+from synthgen.format import atomic
 from synthgen.job import Job, JobError
 from synthgen.render_process import BlenderStartError, GroupFailed
 
@@ -128,13 +129,7 @@ def blender_log_path(out_dir: str) -> str:
 
 
 def _write_json(path: str, obj: Any) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"  # two attempts of a shard never share a temp file
-    with open(tmp, "w") as f:
-        json.dump(obj, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic.write_json(path, obj)  # temp name per host and pid: two attempts of a shard never share one
 
 
 def load_completed(out_dir: str, shard: str) -> ShardResult | None:

@@ -3,7 +3,7 @@
 Pure numpy: the renderer hands over linear premultiplied RGBA per lighting
 (plus passes for the first), this module composites the background, builds
 the camera-frame env maps (:mod:`synthgen.camera_env`) and encodes every
-member (:mod:`synthgen.encode`).
+member (:mod:`synthgen.format.codecs`).
 
 Members (DESIGN.md): ``json``, ``rgb_XX.png``, ``env_XX.png``,
 ``env_XX.exr``, ``mask.png``, and when asked ``albedo.png``, ``normal.exr``
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from assets_manifest import envmap
-from synthgen import camera_env, encode, shard_format
+from synthgen import camera_env
+from synthgen.format import codecs, shard as shard_format
 
 
 @dataclass
@@ -103,21 +104,21 @@ def build_sample(row: dict[str, Any], renders: GroupRenders, hdris: dict[str, np
         else:
             plate = np.zeros(rgba.shape[:2] + (3,), dtype=np.float32)
         linear = rgba[..., :3] + (1.0 - rgba[..., 3:4]) * plate
-        sample[shard_format.rgb_field(i)] = encode.png_bytes(encode.srgb_encode(linear))
+        sample[shard_format.rgb_field(i)] = codecs.png_bytes(codecs.srgb_encode(linear))
         if job["render"]["hdr_renders"]:
-            sample[shard_format.rgb_field(i, hdr=True)] = encode.exr_bytes(linear)
+            sample[shard_format.rgb_field(i, hdr=True)] = codecs.exr_bytes(linear)
         env = camera_env.camera_frame_env(src, rot, lighting["rotation_deg"], env_width) * gain
-        sample[shard_format.env_field(i)] = encode.png_bytes(envmap.ldr_encode(env))
-        sample[shard_format.env_field(i, hdr=True)] = encode.exr_bytes(env)
-    sample["mask.png"] = encode.png_bytes(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8))
+        sample[shard_format.env_field(i)] = codecs.png_bytes(envmap.ldr_encode(env))
+        sample[shard_format.env_field(i, hdr=True)] = codecs.exr_bytes(env)
+    sample["mask.png"] = codecs.png_bytes(np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8))
     p = renders.passes
     if "albedo" in p:
-        sample["albedo.png"] = encode.png_bytes(encode.srgb_encode(p["albedo"]))
+        sample["albedo.png"] = codecs.png_bytes(codecs.srgb_encode(p["albedo"]))
     if "normal" in p:  # already in the camera frame (the renderer knows the rig's turn)
-        sample["normal.exr"] = encode.exr_bytes(p["normal"] * (alpha[..., None] > 0))
+        sample["normal.exr"] = codecs.exr_bytes(p["normal"] * (alpha[..., None] > 0))
     if "depth" in p:
         d = np.where(alpha > 0, p["depth"], 0.0)
-        sample["depth.exr"] = encode.exr_bytes(np.where(np.isfinite(d), d, 0.0))
-    sample["json"] = encode.json_bytes(metadata(row, renders, job, software))
+        sample["depth.exr"] = codecs.exr_bytes(np.where(np.isfinite(d), d, 0.0))
+    sample["json"] = codecs.json_bytes(metadata(row, renders, job, software))
     shard_format.check_fields(row["key"], set(sample) - {"__key__"})
     return sample

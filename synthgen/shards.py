@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import webdataset as wds
 
-from synthgen import shard_format
+from synthgen.format import atomic, shard as shard_format
 
 
 @dataclass
@@ -89,11 +89,7 @@ def write_shard(out_dir: str, shard: str, split: str, samples: Iterable[dict[str
         sink.close()  # an all-failed shard is still published, empty, so the task is done
     tmp = pattern % index
     validate_tar(tmp, keys)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    final = os.path.join(out_dir, shard_relpath(shard))
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    os.replace(tmp, final)
+    final = atomic.publish_file(tmp, os.path.join(out_dir, shard_relpath(shard)))
     shutil.rmtree(staging, ignore_errors=True)
     return ShardRecord(shard=shard, split=split, path=shard_relpath(shard), sha256=file_digest(final),
                        bytes=os.path.getsize(final), groups=len(keys), keys=keys, md5=file_digest(final, "md5"))

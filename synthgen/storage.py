@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import socket
 import tempfile
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from synthgen.format import atomic
 
 
 class Dest:
@@ -73,16 +73,14 @@ class Dest:
         if self.is_local:
             if os.path.abspath(local_path) == target:
                 return
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = f"{target}.{socket.gethostname()}.{os.getpid()}.tmp"
-            shutil.copyfile(local_path, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            atomic.copy_file(local_path, target)
         else:
             self.fs.put_file(local_path, target)
 
     def write_json(self, rel: str, obj: Any) -> None:
+        if self.is_local:
+            atomic.write_json(self.path(rel), obj, indent=1)
+            return
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(obj, f, indent=1, sort_keys=True)
         try:

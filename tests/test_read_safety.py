@@ -270,6 +270,14 @@ def test_cli_refuses_a_symlink_member(shard, tmp_path, capsys):
 # ---------------------------------------------------------------- 5. dataset.json shard paths
 
 
+def with_test_shards(meta: dict, shards: list[dict]) -> dict:
+    """``meta`` with the test split listing ``shards``, its counts kept consistent (the reader checks them)."""
+    test = dict(meta["splits"]["test"], shards=shards, groups=sum(s["groups"] for s in shards))
+    written = meta["counts"]["written"] - meta["splits"]["test"]["groups"] + test["groups"]
+    counts = dict(meta["counts"], written=written, planned=written + meta["counts"]["failed"])
+    return dict(meta, splits=dict(meta["splits"], test=test), counts=counts)
+
+
 def test_inspect_and_the_loader_refuse_shard_paths_outside_the_dataset(ds, tmp_path):
     copy = str(tmp_path / "ds")
     shutil.copytree(ds, copy)
@@ -278,7 +286,7 @@ def test_inspect_and_the_loader_refuse_shard_paths_outside_the_dataset(ds, tmp_p
     outside = str(tmp_path / "outside.tar")  # a valid shard with the right sha256, outside the folder
     shutil.copyfile(os.path.join(copy, good["path"]), outside)
     evil = [outside, "../outside.tar", f"file://{outside}", f"pipe:cat {outside}"]
-    meta["splits"]["test"]["shards"] = [dict(good, path=p) for p in evil]
+    meta = with_test_shards(meta, [dict(good, path=p) for p in evil])
     meta["splits"]["val"]["shards"] = [dict(s, path=f"file://{copy}/{s['path']}")  # the folder's own URL: fine
                                        for s in meta["splits"]["val"]["shards"]]
     json.dump(meta, open(os.path.join(copy, "dataset.json"), "w"))
@@ -292,8 +300,7 @@ def test_inspect_and_the_loader_refuse_shard_paths_outside_the_dataset(ds, tmp_p
     # relight's reader applies the same check
     for p in evil:
         with open(os.path.join(copy, "dataset.json"), "w") as f:
-            json.dump(dict(meta, splits=dict(meta["splits"], test=dict(meta["splits"]["test"], shards=[
-                dict(good, path=p)]))), f)
+            json.dump(with_test_shards(meta, [dict(good, path=p)]), f)
         with pytest.raises(DataError) as e:
             data.resolve_shards(copy, "test", allow_pipe=True, allow_remote=True)
         assert f"shard path {p!r}" in str(e.value) and "inside the dataset folder" in str(e.value)

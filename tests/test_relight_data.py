@@ -26,7 +26,7 @@ wds = pytest.importorskip("webdataset")
 
 from relight import captions, data  # noqa: E402
 from relight.shard_safety import DataError, UnsafeShardError, decode_member  # noqa: E402
-from synthgen import encode  # noqa: E402
+from synthgen.format import codecs  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import relight_fixtures  # noqa: E402
@@ -164,7 +164,7 @@ def test_input_is_masked_and_env_target_are_the_target_lighting(spheres):
             assert np.array_equal(chw(s["target"]), png(m[f"rgb_{j:02d}.png"]))
             assert np.array_equal(chw(s["env"]), png(m[f"env_{j:02d}.png"]))
             assert not np.array_equal(chw(s["env"]), png(m[f"env_{i:02d}.png"]))
-            hdr = encode.exr_from_bytes(m[f"env_{j:02d}.exr"])
+            hdr = codecs.exr_from_bytes(m[f"env_{j:02d}.exr"])
             expect = np.log1p(10 * hdr) / np.log1p(10 * 65504.0)
             assert np.allclose(chw(s["env_hdr"]), expect, atol=1e-5)
             if mask_input:
@@ -260,7 +260,7 @@ def test_real_portraits_are_mixed_in_at_the_ratio(spheres, tmp_path):
     shard = tmp_path / "real-000000.tar"
     with wds.TarWriter(str(shard)) as w:
         for n in range(3):
-            w.write({"__key__": f"r{n}", "png": encode.png_bytes(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)),
+            w.write({"__key__": f"r{n}", "png": codecs.png_bytes(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)),
                      "txt": b"from a shard"})
     b = next(iter(data.make_loader(spheres, "train", cfg(real_portraits=str(shard), real_ratio=0.5),
                                    batch_size=32, epoch_batches=1)))
@@ -319,7 +319,7 @@ def test_pickle_members_are_never_decoded(spheres, tmp_path, ext):
         decode_member(f".extra.{ext}", payload)
     real = tmp_path / "real"
     real.mkdir()
-    write_tar(real / "r.tar", {"r0.png": encode.png_bytes(np.zeros((8, 8, 3), np.uint8)), f"r0.{ext}": payload})
+    write_tar(real / "r.tar", {"r0.png": codecs.png_bytes(np.zeros((8, 8, 3), np.uint8)), f"r0.{ext}": payload})
     with pytest.raises(UnsafeShardError):
         next(iter(data.make_dataset(spheres, cfg=cfg(real_portraits=str(real), real_ratio=0.9))))
     assert not os.path.exists(marker)
@@ -410,7 +410,7 @@ def test_reads_relight_wds_1_datasets_and_refuses_other_formats(spheres, tmp_pat
     with pytest.raises(DataError) as e:
         data.resolve_shards(old, "val")
     assert str(e.value) == (f"{os.path.join(old, 'dataset.json')}: format 'relight-wds/3'; "
-                            "this relight reads relight-wds/1 and relight-wds/2")
+                            "this version reads relight-wds/1 and relight-wds/2")
 
 
 def test_fixture_shading_follows_the_camera_frame_env():

@@ -16,7 +16,8 @@ from PIL import Image
 pytest.importorskip("bpy")
 
 from assets_manifest import hdri_io  # noqa: E402
-from synthgen import dataset, encode, shard_format  # noqa: E402
+from synthgen import dataset  # noqa: E402
+from synthgen.format import codecs, shard as shard_format  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = os.path.join(ROOT, "jobs", "quickstart.toml")
@@ -69,16 +70,16 @@ def test_dataset_layout_and_format(rendered):
     env = np.asarray(Image.open(io.BytesIO(s["env_00.png"])))
     assert rgb.shape == (48, 48, 3) and mask.shape == (48, 48) and env.shape == (16, 32, 3)
     assert 0.1 < (mask > 128).mean() < 0.95  # the head is in the frame, not filling it
-    env_hdr = encode.exr_from_bytes(s["env_00.exr"])
+    env_hdr = codecs.exr_from_bytes(s["env_00.exr"])
     # env png is exactly the LDR encoding of the HDR env (DESIGN.md), up to half-float rounding
     assert np.abs(np.round(np.clip(env_hdr, 0, 1) ** (1 / 2.2) * 255) - env).max() <= 1
     meta = json.loads(s["json"])
     assert meta["seeds"]["seed_sequence"] == [meta["seeds"]["job_seed"], meta["group_index"]]
     assert len(meta["lightings"]) == 2 and all("cycles_seed" in lt for lt in meta["lightings"])
     assert np.asarray(meta["camera"]["intrinsics"]).shape == (3, 3)
-    depth = encode.exr_from_bytes(s["depth.exr"])
+    depth = codecs.exr_from_bytes(s["depth.exr"])
     assert 0.2 < np.median(depth[mask > 250]) < 3.0 and (depth[mask == 0] == 0).all()
-    normal = encode.exr_from_bytes(s["normal.exr"])
+    normal = codecs.exr_from_bytes(s["normal.exr"])
     assert np.median(normal[mask > 250][:, 2]) > 0.5  # camera frame: visible surfaces face the camera (+z)
     assert os.path.getsize(os.path.join(rendered, "preview.png")) > 5000
 
@@ -168,7 +169,7 @@ def test_env_map_convention_matches_the_renders(tmp_path):
         cx = xs.mean()
         brightness = []
         for i in range(8):
-            env = encode.exr_from_bytes(s[f"env_{i:02d}.exr"])
+            env = codecs.exr_from_bytes(s[f"env_{i:02d}.exr"])
             v, u = np.unravel_index(np.argmax(env.sum(-1)), env.shape[:2])
             phi = 2 * np.pi * ((u + 0.5) / env.shape[1] - 0.5)
             dx, dz = np.sin(phi), np.cos(phi)  # light direction in the camera frame (DESIGN.md)

@@ -15,14 +15,12 @@ trimesh's np.dot-based re-unitizing.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
 import numpy as np
 import trimesh
 from trimesh.visual.material import PBRMaterial
 
-from assets_manifest.fileio import publish_mode
+from synthgen.format import atomic
 
 from . import eyes as E
 from . import portable_math as pm
@@ -127,18 +125,7 @@ def write_head_glb(params: HeadParams, path: str) -> dict:
     # unitize_normals=False: trimesh's unitize is an np.dot (BLAS); ours are unit already
     data = trimesh.exchange.gltf.export_glb(scene, include_normals=True, unitize_normals=False,
                                             tree_postprocessor=_add_node_extras(record))
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".glb", dir=directory)
-    try:
-        publish_mode(fd)  # 0666 & ~umask, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic.write_bytes(path, data)
     verts = _to_z_up(np.vstack([np.asarray(g.vertices) for g in scene.geometry.values()]))
     return {
         "vertices": int(sum(len(g.vertices) for g in scene.geometry.values())),

@@ -1,7 +1,8 @@
 """Geometry statistics of FBX and .blend heads, read with Blender (the catalog's bpy half).
 
-Called by :func:`assets_manifest.mesh_probe.probe_mesh`; returns the same
-dict shape as the trimesh reader. Counts are of triangles, so they compare
+``synthgen assets scan/validate`` pass :func:`probe` to
+:func:`assets_manifest.mesh_probe.probe_mesh` (the catalog never imports the
+renderer); it returns the same dict shape as the trimesh reader. Counts are of triangles, so they compare
 with OBJ/GLB assets; image textures are found from the materials' node trees
 by the Principled BSDF input they feed.
 """

@@ -9,7 +9,8 @@ arrays, top row first.
 Mechanism: the render is written as one multi-layer OpenEXR file, using the
 scene's own output (``bpy.ops.render.render(write_still=True)``, format
 ``MULTI_LAYER_IMAGE`` / ``OPEN_EXR_MULTILAYER``, 32-bit float). The file is read
-back with the ``OpenEXR`` package and then deleted. The compositor is not used
+back with the toolkit's one EXR reader
+(:func:`synthgen.format.codecs.read_exr_channels`) and then deleted. The compositor is not used
 (``render.use_compositing`` is switched off), so a scene compositor cannot
 change the beauty image, and no compositor pass runs per render.
 
@@ -27,7 +28,8 @@ Why this mechanism:
   part per pass; ``image_settings.use_exr_interleave`` is False).
   ``OpenEXR.File(...).channels()`` only returns the first part, which is
   ``<ViewLayer>.Combined``. The depth, normal and diffuse-colour passes are in
-  the other parts, so :func:`_read_exr` reads ``File.parts``.
+  the other parts, so :func:`~synthgen.format.codecs.read_exr_channels` reads
+  ``File.parts``.
 * The Diffuse Color pass of a Principled BSDF is the base colour times the
   part of the light the specular layer lets through: about 0.963 x base colour
   at normal incidence for IOR 1.5, falling to about 0.87 near the silhouette.
@@ -46,7 +48,8 @@ import time
 
 import bpy
 import numpy as np
-import OpenEXR
+
+from synthgen.format.codecs import read_exr_channels
 
 last_render_call_s = 0.0  # wall time of the latest bpy.ops.render.render call
 
@@ -102,16 +105,6 @@ def enable_passes(scene, passes) -> None:
     render.use_overwrite = True  # otherwise a stale file would be read back
     render.use_placeholder = False
     render.use_file_extension = True
-
-
-def _read_exr(path: str) -> dict[str, np.ndarray]:
-    """All channels of every part of an EXR file, as (H, W) float32, top row first."""
-    channels: dict[str, np.ndarray] = {}
-    with OpenEXR.File(path, separate_channels=True) as exr:
-        for part in exr.parts:
-            for name, channel in part.channels.items():
-                channels[name] = np.asarray(channel.pixels, dtype=np.float32)
-    return channels
 
 
 def _stack(channels: dict[str, np.ndarray], layer: str, pass_name: str, chan_ids: str) -> np.ndarray:
@@ -170,7 +163,7 @@ def render_to_arrays(scene, tmp_dir: str) -> dict[str, np.ndarray]:
     if not os.path.exists(path):
         raise RuntimeError(f"render wrote no file at {path}")
     try:
-        channels = _read_exr(path)
+        channels = read_exr_channels(path)
     finally:
         os.remove(path)
 
