@@ -177,13 +177,15 @@ def cmd_render(args) -> int:
 
     if refusal := _not_ours(out, storage.parse_storage_options(args.storage_option) if has_scheme(out) else None):
         return _fail(refusal)  # before anything is written: dataset.json and shards/ would land among them
+    again = "run it again without --overwrite to resume" if args.overwrite else \
+        "run the same command again to resume"
     if args.local:
         from synthgen import runner
 
         try:
             summary = runner.run_local(job, out, overwrite=args.overwrite, progress=not args.quiet)
         except KeyboardInterrupt:
-            return _fail(f"interrupted; finished shards in {out} are kept: run the same command again to resume", 130)
+            return _fail(f"interrupted; finished shards in {out} are kept: {again}", 130)
         report = None
     else:
         try:
@@ -202,7 +204,7 @@ def cmd_render(args) -> int:
         except farm.FarmError as e:
             return _fail(str(e), 1)
         except KeyboardInterrupt:
-            return _fail(f"interrupted; finished shards in {out} are kept: run the same command again to resume", 130)
+            return _fail(f"interrupted; finished shards in {out} are kept: {again}", 130)
         out = summary["out"]
         report = summary["report"]
     join = (lambda name: f"{out}/{name}") if has_scheme(out) else (lambda name: os.path.join(out, name))
@@ -337,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
             _farm_arguments(c)
         c.set_defaults(func=func)
     i = sub.add_parser("inspect", help="counts and sizes per split; validate every shard",
-                       description="Check a finished dataset: counts, sizes, checksums, and every sample "
-                                   "against the relight-wds/1 format, read with plain webdataset.")
+                       description="Check a finished dataset: counts, sizes, checksums, every sample "
+                                   "against the relight-wds/1 format, read with plain webdataset, and the keys "
+                                   "each tar holds against index.parquet, plan.parquet and failures.parquet.")
     i.add_argument("out_dir", help="dataset folder or fsspec URL (s3://bucket/ds)")
     i.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
                    help="fsspec option for a URL, e.g. endpoint_url=http://127.0.0.1:8333 (repeatable)")
