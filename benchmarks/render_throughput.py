@@ -89,7 +89,7 @@ def run_pipeline(job, job_path: str, out: str, workers: int, overrides: list[str
         from synthgen import runner
 
         t = time.perf_counter()
-        summary = runner.run_local(job, out, resume=False, progress=False)
+        summary = runner.run_local(job, out, overwrite=True, progress=False)
         assert summary["failed"] == 0, "benchmark groups failed; see failures.parquet"
         return time.perf_counter() - t
     sets = [a for o in overrides for a in ("--set", o)]

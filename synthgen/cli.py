@@ -142,14 +142,15 @@ def _not_ours(out: str, storage_options: dict | None = None) -> str | None:
 
 
 def cmd_plan(args) -> int:
-    from synthgen import plan
+    from synthgen import resume, storage
 
     job = _job(args)
     out = _out(args, job)
     if refusal := _not_ours(out):
         return _fail(refusal)
-    table = plan.make_plan(job)
-    path = plan.write_plan(table, job, os.path.join(out, "plan.parquet"))
+    # the render's guard: shards already there must have been rendered from this plan (or --overwrite)
+    table = resume.prepare(job, storage.open_dest(out), overwrite=args.overwrite).table
+    path = os.path.join(out, "plan.parquet")
     shards = len(set(table.column("shard").to_pylist()))
     print(f"wrote {path}: {table.num_rows} group(s) in {shards} shard(s), "
           f"{job.lightings_per_group} lightings per group ({table.num_rows * job.lightings_per_group} images)")
@@ -187,13 +188,15 @@ def cmd_render(args) -> int:
 
     if refusal := _not_ours(out, storage.parse_storage_options(args.storage_option) if has_scheme(out) else None):
         return _fail(refusal)  # before anything is written: dataset.json and shards/ would land among them
+    again = "run it again without --overwrite to resume" if args.overwrite else \
+        "run the same command again to resume"
     if args.local:
         from synthgen import runner
 
         try:
-            summary = runner.run_local(job, out, resume=True, progress=not args.quiet)
+            summary = runner.run_local(job, out, overwrite=args.overwrite, progress=not args.quiet)
         except KeyboardInterrupt:
-            return _fail(f"interrupted; finished shards in {out} are kept: run the same command again to resume", 130)
+            return _fail(f"interrupted; finished shards in {out} are kept: {again}", 130)
         report = None
     else:
         try:
@@ -208,11 +211,11 @@ def cmd_render(args) -> int:
             recycle_groups=args.recycle_groups, max_rss_gb=args.max_rss_gb, stage_dir=args.stage_dir,
             storage_options=storage.parse_storage_options(args.storage_option), num_cpus=args.num_cpus)
         try:
-            summary = farm.run_farm(job, out, opts, progress=not args.quiet)
+            summary = farm.run_farm(job, out, opts, progress=not args.quiet, overwrite=args.overwrite)
         except farm.FarmError as e:
             return _fail(str(e), 1)
         except KeyboardInterrupt:
-            return _fail(f"interrupted; finished shards in {out} are kept: run the same command again to resume", 130)
+            return _fail(f"interrupted; finished shards in {out} are kept: {again}", 130)
         out = summary["out"]
         report = summary["report"]
     join = (lambda name: f"{out}/{name}") if has_scheme(out) else (lambda name: os.path.join(out, name))
@@ -334,16 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a job key, e.g. --set render.samples=16 (repeatable)")
         c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        mode = c.add_mutually_exclusive_group()
         if name == "render":
-            # render always keeps the finished shards whose checksums verify; the flag changes nothing
-            c.add_argument("--resume", action="store_true",
-                           help="no-op: resume is the default (finished shards whose checksums verify are "
-                                "kept); kept for scripts")
+            mode.add_argument("--resume", action="store_true",
+                              help="the default, named for scripts: keep the finished shards (their records must "
+                                   "match this job's settings, else the command refuses naming what differs; "
+                                   "their checksums must verify) and render the rest")
+        mode.add_argument("--overwrite", action="store_true",
+                          help="remove the previous run in --out (dataset.json, records, shards) and "
+                               + ("plan again" if name == "plan" else "render everything again"))
+        if name == "render":
             _farm_arguments(c)
         c.set_defaults(func=func)
     i = sub.add_parser("inspect", help="counts and sizes per split; validate every shard",
-                       description="Check a finished dataset: counts, sizes, checksums, and every sample "
-                                   "against the relight-wds shard format, read with plain webdataset.")
+                       description="Check a finished dataset: counts, sizes, checksums, every sample "
+                                   "against the relight-wds shard format, read with plain webdataset, and the keys "
+                                   "each tar holds against index.parquet, plan.parquet and failures.parquet.")
     i.add_argument("out_dir", help="dataset folder or fsspec URL (s3://bucket/ds)")
     i.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
                    help="fsspec option for a URL, e.g. endpoint_url=http://127.0.0.1:8333 (repeatable)")

@@ -2,15 +2,24 @@
 
 ``finalize`` writes, from the plan and the shards' completion records:
 ``dataset.json`` (job, counts, per split the brace pattern and each shard's
-sha256/bytes/groups), ``index.parquet`` (one row per written group),
+sha256/bytes/groups), ``index.parquet`` (one row per written group: the keys
+the records list, read back from each tar by its worker),
 ``<split>.wids.json`` (wids shard index), ``failures.parquet``,
 ``render_stats.parquet`` (timings; kept out of the samples so that two runs
 of a job give identical samples and metadata) and ``preview.png``.
 Everything but the timings is deterministic.
+
+Accounting is checked, not computed: before writing anything, ``finalize``
+checks from the records alone (no shard is read again) that each shard's
+written and failed keys are disjoint and together exactly its planned keys,
+and names the missing or extra keys otherwise. ``inspect`` reads the tars
+themselves and compares their keys with ``index.parquet``, ``plan.parquet``
+and ``failures.parquet``.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
@@ -19,8 +28,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
+from assets_manifest import cli_errors
 from synthgen import shards, storage
 from synthgen.format import atomic, dataset_index, shard as shard_format
 from synthgen.job import Job
@@ -44,11 +55,59 @@ def _write_parquet(table: pa.Table, path: str) -> None:
     atomic.write_parquet(path, table)
 
 
+class AccountingError(ValueError):
+    """The completion records do not add up to the plan; the message names the keys."""
+
+    exit_code = cli_errors.RUNTIME  # bad data in the output folder
+
+
+def _keys_line(keys: list[str], limit: int = 5) -> str:
+    more = len(keys) - limit
+    return ", ".join(keys[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def check_accounting(out_dir: str, rows: list[dict[str, Any]], results: dict[str, Any]) -> list[str]:
+    """The written keys, shard by shard in tar order; AccountingError unless, for every shard of the plan,
+    the keys its record lists and its failed keys are disjoint and together exactly its planned keys."""
+    planned: dict[str, list[str]] = {}
+    for r in rows:
+        planned.setdefault(r["shard"], []).append(r["key"])
+    problems, written = [], []
+    for shard in sorted(set(planned) | set(results)):
+        if shard not in results:
+            problems.append(f"shard {shard} has no completion record (keys {_keys_line(planned[shard])} missing)")
+            continue
+        keys = list(results[shard].record.keys)
+        failed = [f["key"] for f in results[shard].failures]
+        want = set(planned.get(shard, []))
+        got = keys + failed
+        missing = sorted(want - set(got))
+        extra = sorted(set(got) - want)
+        twice = sorted(k for k, n in collections.Counter(got).items() if n > 1)
+        if missing:
+            problems.append(f"shard {shard}: planned key(s) neither written nor failed: {_keys_line(missing)}")
+        if extra:
+            problems.append(f"shard {shard}: key(s) not planned in this shard: {_keys_line(extra)}")
+        if twice:
+            problems.append(f"shard {shard}: key(s) both written and failed, or listed twice: {_keys_line(twice)}")
+        if results[shard].record.groups != len(keys):
+            problems.append(f"shard {shard}: record says {results[shard].record.groups} group(s) but lists "
+                            f"{len(keys)} key(s)")
+        written += keys
+    if problems:
+        raise AccountingError(f"{out_dir}: the completion records do not add up to the plan: {problems[0]}"
+                              + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "")
+                              + "; delete that shard's completed/<shard>.json and run the same command again "
+                              "to render it again")
+    return written
+
+
 def finalize(out_dir: str, job: Job, plan: pa.Table, results: dict[str, Any]) -> dict[str, Any]:
     rows = plan.to_pylist()
+    written_keys = check_accounting(out_dir, rows, results)
     failures = [f for r in results.values() for f in r.failures]
-    failed_keys = {f["key"] for f in failures}
-    written = [r for r in rows if r["key"] not in failed_keys]
+    by_key = {r["key"]: r for r in rows}
+    written = [by_key[k] for k in written_keys]  # what the records say the tars hold, in tar order
     splits: dict[str, Any] = {}
     md5: dict[str, str] = {}
     for name in sorted(results):
@@ -67,8 +126,7 @@ def finalize(out_dir: str, job: Job, plan: pa.Table, results: dict[str, Any]) ->
         atomic.write_json(os.path.join(out_dir, f"{split}.wids.json"), wids, indent=1)
     counts = {"planned": len(rows), "written": len(written), "failed": len(failures),
               "lightings_per_group": job.lightings_per_group,
-              "images": len(written) * job.lightings_per_group}
-    assert counts["planned"] == counts["written"] + counts["failed"], counts
+              "images": sum(len(r["lightings"]) for r in written)}
     meta = {"format": shard_format.FORMAT, "schema_version": SCHEMA_VERSION, "job": job.to_dict(),
             "counts": counts, "splits": splits}
     atomic.write_json(os.path.join(out_dir, "dataset.json"), meta, indent=1)
@@ -133,7 +191,8 @@ def preview(out_dir: str, out_png: str, max_groups: int = 12, max_lightings: int
 
 
 def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
-    """(report lines, problems): counts and sizes per split; every shard checked against the format.
+    """(report lines, problems): counts and sizes per split; every shard checked against the format, and
+    the keys each tar holds against ``index.parquet``, ``plan.parquet`` and ``failures.parquet``.
 
     ``out_dir`` is a folder or an fsspec URL; remote shards are hashed as they stream and checked one at a
     time from a temporary copy."""
@@ -143,6 +202,7 @@ def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tupl
         return [], [str(e)]
     dest = storage.open_dest(out_dir, storage_options)
     lines, problems = [], []
+    held: dict[str, list[str]] = {}  # shard name -> the keys its tar holds
     c = index.counts
     lines.append(f"{out_dir}: {index.format}, job {index.job_id}: planned {c['planned']}, "
                  f"written {c['written']}, failed {c['failed']}, {c['lightings_per_group']} lightings per group")
@@ -172,4 +232,53 @@ def inspect(out_dir: str, storage_options: dict[str, Any] | None = None) -> tupl
                     continue
             if len(keys) != s.groups:
                 problems.append(f"{tar}: {len(keys)} samples, dataset.json says {s.groups}")
+            held[os.path.basename(rel)[: -len(".tar")]] = keys
+    if not problems:
+        problems += _check_keys(dest, index.meta, held)
     return lines, problems
+
+
+def _read_keys(dest: storage.Dest, rel: str, columns: list[str]) -> list[dict[str, Any]] | None:
+    if not dest.exists(rel):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:  # a local copy: pq.read_table on an fsspec file object has crashed
+        local = dest.path(rel) if dest.is_local else dest.get(rel, os.path.join(tmp, "t.parquet"))
+        table = pq.read_table(local)
+        return table.select([c for c in columns if c in table.column_names]).to_pylist()
+
+
+def _check_keys(dest: storage.Dest, meta: dict[str, Any], held: dict[str, list[str]]) -> list[str]:
+    """The keys the tars hold against index.parquet (per shard), plan.parquet and failures.parquet."""
+    problems = []
+    in_tars = [k for keys in held.values() for k in keys]
+    if len(in_tars) != meta["counts"].get("written"):
+        problems.append(f"{dest.uri('dataset.json')}: counts.written = {meta['counts'].get('written')} but "
+                        f"the shards hold {len(in_tars)} sample(s)")
+    index = _read_keys(dest, "index.parquet", ["key", "shard"])
+    if index is not None:
+        listed: dict[str, set[str]] = {}
+        for r in index:
+            listed.setdefault(r["shard"], set()).add(r["key"])
+        for shard in sorted(set(listed) | set(held)):
+            missing = sorted(listed.get(shard, set()) - set(held.get(shard, [])))
+            extra = sorted(set(held.get(shard, [])) - listed.get(shard, set()))
+            where = dest.uri(shards.shard_relpath(shard))
+            if missing:
+                problems.append(f"{where}: key(s) in index.parquet missing from the tar: {_keys_line(missing)}")
+            if extra:
+                problems.append(f"{where}: key(s) in the tar not in index.parquet: {_keys_line(extra)}")
+    plan = _read_keys(dest, "plan.parquet", ["key"])
+    failures = _read_keys(dest, "failures.parquet", ["key"])
+    if plan is not None and failures is not None:
+        planned, failed = {r["key"] for r in plan}, {r["key"] for r in failures}
+        accounted = set(in_tars) | failed
+        if missing := sorted(planned - accounted):
+            problems.append(f"{dest.url}: planned key(s) neither in a shard nor in failures.parquet: "
+                            f"{_keys_line(missing)}")
+        if extra := sorted(accounted - planned):
+            problems.append(f"{dest.url}: key(s) not in plan.parquet: {_keys_line(extra)}")
+        if both := sorted(set(in_tars) & failed):
+            problems.append(f"{dest.url}: key(s) both in a shard and in failures.parquet: {_keys_line(both)}")
+        if twice := sorted(k for k, n in collections.Counter(in_tars).items() if n > 1):
+            problems.append(f"{dest.url}: key(s) in two shards: {_keys_line(twice)}")
+    return problems

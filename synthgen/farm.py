@@ -1,8 +1,9 @@
 """The Ray render farm: one Ray task per shard, retried by Ray, resumable, local or fsspec output.
 
-``run_farm`` plans the job, keeps every shard whose completion record and
-checksum verify at the destination, and submits one task per remaining
-shard (at most ``workers`` in flight). A task calls the same
+``run_farm`` plans the job, checks every completion record at the
+destination against it (:mod:`synthgen.resume`; other settings are refused,
+naming them), keeps every shard whose checksum verifies there, and submits
+one task per remaining shard (at most ``workers`` in flight). A task calls the same
 ``runner.render_shard`` as the single-process path, with Blender in a child
 process (:mod:`synthgen.render_process`: per-group timeout, crash isolation,
 recycling after N groups or past an RSS cap). The Ray worker and its
@@ -39,8 +40,8 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from synthgen import dataset, farm_report, plan as planning, runner, shards, storage
-from synthgen.job import Job, JobError
+from synthgen import dataset, farm_report, plan as planning, provenance, resume, runner, storage
+from synthgen.job import Job
 from synthgen.render_process import BlenderProcess, BlenderStartError
 
 REPORT = "farm_report.json"
@@ -196,8 +197,12 @@ def stage_root(dest: storage.Dest, stage_dir: str | None) -> str:
 
 
 def render_shard_task(dest: storage.Dest, shard: str, rows: list[dict[str, Any]], job: dict[str, Any],
-                      shape: WorkerShape, progress=None) -> dict[str, Any]:
-    """One shard, start to published completion record. Runs in a Ray worker (or anywhere)."""
+                      shape: WorkerShape, progress=None, settings: dict[str, Any] | None = None,
+                      software_expected: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One shard, start to published completion record. Runs in a Ray worker (or anywhere).
+
+    ``settings`` and ``software_expected``: see ``runner.render_shard``; the worker's own Blender is
+    checked against the kept shards' here, so a driver without bpy needs none."""
     host, pid = socket.gethostname(), os.getpid()
     attempt = f"{host}:{pid}:{time.time_ns()}"
     start = time.time()
@@ -212,7 +217,8 @@ def render_shard_task(dest: storage.Dest, shard: str, rows: list[dict[str, Any]]
         if progress is not None:
             progress.group.remote(shard, attempt, images, failed)
 
-    result = runner.render_shard(out_dir, shard, rows, job, blender, hdris, on_group)
+    result = runner.render_shard(out_dir, shard, rows, job, blender, hdris, on_group, settings=settings,
+                                 software_expected=software_expected, where=dest.url)
     if not dest.is_local:
         completed = f"{runner.COMPLETED_DIR}/{shard}.json"
         dest.put(os.path.join(out_dir, result.record.path), result.record.path)
@@ -269,49 +275,27 @@ _remote_task = ray.remote(max_retries=3, retry_exceptions=[OSError, BlenderStart
 
 # -- the driver -----------------------------------------------------------------
 
-def load_completed(dest: storage.Dest, shard: str) -> runner.ShardResult | None:
-    """The shard's completion record if its tar at the destination still has the recorded size and sha256."""
-    rel = f"{runner.COMPLETED_DIR}/{shard}.json"
-    if not dest.exists(rel):
-        return None
-    d = dest.read_json(rel)
-    rec = shards.ShardRecord(**d["record"])
-    if dest.size(rec.path) != rec.bytes or dest.digest(rec.path) != rec.sha256:
-        return None
-    return runner.ShardResult(record=rec, failures=d["failures"], stats=d["stats"])
-
-
-def prepare(job: Job, dest: storage.Dest, resume: bool) -> Any:
-    if dest.is_local:
-        return runner.prepare(job, dest.root, resume)
-    table = planning.make_plan(job)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, "plan.parquet")
-        if dest.exists("plan.parquet"):
-            # read from a local copy: pq.read_table on a Python file object has aborted the interpreter at exit
-            if not planning.read_plan(dest.get("plan.parquet", local)).equals(table):
-                raise JobError(f"{dest.url}: holds a different plan (job, catalogs or seed changed); "
-                               "use a new --out or delete it")
-        planning.write_plan(table, job, local)
-        dest.put(local, "plan.parquet")
-    return table
-
-
 def _error_line(e: BaseException) -> str:
     cause = getattr(e, "cause", None) or e  # RayTaskError wraps the task's own exception
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[0] if text else ''}"[:500]
 
 
-def run_farm(job: Job, out: str, opts: FarmOptions | None = None, progress: bool = True) -> dict[str, Any]:
+def run_farm(job: Job, out: str, opts: FarmOptions | None = None, progress: bool = True,
+             overwrite: bool = False) -> dict[str, Any]:
+    """Render ``job`` to ``out`` on Ray; resume (records checked), or with ``overwrite`` start again."""
     opts = opts or FarmOptions()
     dest = storage.open_dest(out, opts.storage_options)
     t0 = time.perf_counter()
-    table = prepare(job, dest, resume=True)
-    by_shard = planning.shards_of(table)
+    prep = resume.prepare(job, dest, overwrite)
+    table, by_shard = prep.table, prep.by_shard
+
+    def kept(shard: str) -> runner.ShardResult | None:
+        d = prep.records.get(shard)
+        return runner.ShardResult.from_dict(d) if d and resume.tar_matches(dest, d) else None
+
     with ThreadPoolExecutor(8) as pool:  # remote checksums are I/O bound
-        kept = dict(zip(by_shard, pool.map(lambda s: load_completed(dest, s), by_shard)))
-    results = {s: r for s, r in kept.items() if r is not None}
+        results = {s: r for s, r in zip(by_shard, pool.map(kept, by_shard)) if r is not None}
     pending = collections.deque(s for s in by_shard if s not in results)
     started_ray, address, local = (False, "", False) if not pending else _connect(opts)
     tasks: list[dict[str, Any]] = []
@@ -322,11 +306,14 @@ def run_farm(job: Job, out: str, opts: FarmOptions | None = None, progress: bool
             nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
             shape = resolve_shape(nodes, opts, job.render.device, job.render.threads, can_grow=not local)
             shape_dict = asdict(shape)
-            snap = _run_tasks(job, dest, by_shard, pending, results, tasks, shape, opts, progress,
-                                  cancel_on_stop=not started_ray)
+            snap = _run_tasks(job, dest, prep, pending, results, tasks, shape, opts, progress,
+                              cancel_on_stop=not started_ray)
     finally:
         if started_ray:
             ray.shutdown()
+    # workers checked their software against the kept shards'; without kept shards they must agree among
+    # themselves (a cluster whose nodes have different Blenders)
+    resume.common_software(dest, {s: r.to_dict() for s, r in results.items()})
     summary = finalize(dest, job, table, results)
     summary["wall_s"] = time.perf_counter() - t0
     summary["rendered_shards"] = len(tasks)
@@ -340,8 +327,9 @@ def run_farm(job: Job, out: str, opts: FarmOptions | None = None, progress: bool
     return summary
 
 
-def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape, opts: FarmOptions, show: bool,
-               cancel_on_stop: bool = True):
+def _run_tasks(job, dest, prep: resume.Prepared, pending, results, tasks, shape: WorkerShape, opts: FarmOptions,
+               show: bool, cancel_on_stop: bool = True):
+    by_shard = prep.by_shard
     total = sum(len(rows) for rows in by_shard.values())
     kept_groups = sum(r.record.groups + len(r.failures) for r in results.values())
     kept_failed = sum(len(r.failures) for r in results.values())
@@ -361,13 +349,16 @@ def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape,
         while pending or running:
             while pending and len(running) < shape.in_flight:
                 shard = pending.popleft()
-                running[task.remote(dest, shard, by_shard[shard], job_dict, shape, tracker)] = shard
+                running[task.remote(dest, shard, by_shard[shard], job_dict, shape, tracker, prep.settings[shard],
+                                    prep.software)] = shard
             done, _ = ray.wait(list(running), num_returns=len(running), timeout=0.5)
             for ref in done:
                 shard = running.pop(ref)
                 try:
                     out = ray.get(ref)
                 except ray.exceptions.RayError as e:
+                    if isinstance(getattr(e, "cause", None), provenance.SettingsMismatch):  # another Blender
+                        raise provenance.SettingsMismatch(str(e.cause)) from None
                     errors[shard] = _error_line(e)
                     if isinstance(getattr(e, "cause", None), BlenderStartError):  # even after retries
                         raise FarmError(f"{shard}: {errors[shard]}") from None  # every task would fail the same way
@@ -377,9 +368,7 @@ def _run_tasks(job, dest, by_shard, pending, results, tasks, shape: WorkerShape,
                     raise FarmError(f"{shard}: finished on {out['task']['host']} but {dest.uri(rec_rel)} is not "
                                     "visible from the driver; on a multi-node cluster a local --out must be a "
                                     "shared filesystem (or use an s3:// / gs:// URL)")
-                d = out["result"]
-                results[shard] = runner.ShardResult(record=shards.ShardRecord(**d["record"]),
-                                                    failures=d["failures"], stats=d["stats"])
+                results[shard] = runner.ShardResult.from_dict(out["result"])
                 tasks.append(out)
             snap = ray.get(tracker.snapshot.remote())
             rate = snap["images"] / max(time.perf_counter() - t0, 1e-9)
@@ -409,6 +398,7 @@ def finalize(dest: storage.Dest, job: Job, table, results: dict[str, runner.Shar
         summary = dataset.finalize(dest.root, job, table, results)
         shutil.rmtree(os.path.join(dest.root, ".staging"), ignore_errors=True)  # leftovers of killed attempts
         return summary
+    dataset.check_accounting(dest.url, table.to_pylist(), results)  # named at the destination, not the mirror
     with tempfile.TemporaryDirectory() as mirror:
         got = 0
         for name in sorted(results, key=_split_order):  # the shards the preview reads (its first 12 groups)

@@ -2,14 +2,16 @@
 
 ``render_shard`` is the unit of work (DESIGN.md): it renders a shard's
 groups from their plan rows, writes the tar atomically and records a
-completion file ``completed/<shard>.json`` (sha256, bytes, keys, failures,
-timings). The Ray farm calls the same function; here shards run one after
-another in this process, sharing one Blender session.
+completion file ``completed/<shard>.json`` (the shard's settings and their
+digest, sha256, bytes, the keys read back from the tar, failures, timings).
+The Ray farm calls the same function; here shards run one after another in
+this process, sharing one Blender session.
 
-Resume is the default (the same command again; ``--resume`` is a no-op kept
-for scripts): it keeps every shard whose completion record exists and whose
-tar still has the recorded sha256, and renders the rest; the result equals an
-uninterrupted run.
+Resume is the default (the same command again; ``--resume`` says so): every
+completion record is checked against this job first (:mod:`synthgen.resume`:
+other settings are refused, naming them), shards whose tar still has the
+recorded sha256 are kept and the rest rendered; the result equals an
+uninterrupted run. ``overwrite`` removes the previous run and renders all.
 """
 
 from __future__ import annotations
@@ -23,16 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from tqdm import tqdm
 
 from assets_manifest import hdri_io
-from synthgen import dataset, locate, plan as planning, samples, shards
+from synthgen import dataset, locate, provenance, resume, samples, shards, storage
 from synthgen.format import atomic
-from synthgen.job import Job, JobError
+from synthgen.job import Job
 from synthgen.render_process import BlenderStartError, GroupFailed
 
-COMPLETED_DIR = "completed"
+COMPLETED_DIR = resume.COMPLETED_DIR
 
 
 @dataclass
@@ -40,9 +41,17 @@ class ShardResult:
     record: shards.ShardRecord
     failures: list[dict[str, Any]] = field(default_factory=list)
     stats: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # provenance.shard_settings + software
+    digest: str = ""  # provenance.digest(settings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"record": self.record.to_dict(), "failures": self.failures, "stats": self.stats}
+        return {"format": resume.RECORD_FORMAT, "settings": self.settings, "digest": self.digest,
+                "record": self.record.to_dict(), "failures": self.failures, "stats": self.stats}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ShardResult":
+        return cls(record=shards.ShardRecord(**d["record"]), failures=d["failures"], stats=d["stats"],
+                   settings=d.get("settings") or {}, digest=d.get("digest", ""))
 
 
 class HdriCache:
@@ -61,11 +70,16 @@ class HdriCache:
 
 def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict[str, Any],
                  renderer=None, hdris: HdriCache | None = None, on_group=None,
-                 assets: locate.AssetPaths | None = None) -> ShardResult:
+                 assets: locate.AssetPaths | None = None, *,
+                 settings: dict[str, Any] | None = None, software_expected: dict[str, Any] | None = None,
+                 where: str | None = None) -> ShardResult:
     """Render and publish one shard; failed groups are recorded, never fatal.
 
     Asset files are found here, on the rendering node, in the job's catalogs (``assets``).
-    """
+    ``settings``: the shard's settings from the driver (``resume.Prepared.settings``; by default from
+    ``job`` and ``rows`` alone), recorded with this process's software. ``software_expected``: what the
+    kept shards were rendered with; another Blender or synthgen here raises SettingsMismatch before any
+    render. ``where`` names the output in that message (default ``out_dir``)."""
     assets = assets or locate.AssetPaths.from_catalogs(job["job"]["catalogs"])
     if renderer is None:
         from synthgen.render import scene as bpy_scene  # only here: the render environment has bpy
@@ -78,7 +92,10 @@ def render_shard(out_dir: str, shard: str, rows: list[dict[str, Any]], job: dict
         from synthgen.render import scene as bpy_scene
 
         software = bpy_scene.software_versions()
-    result = ShardResult(record=None)  # type: ignore[arg-type]
+    resume.check_software(where or out_dir, shard, software_expected, software)
+    settings = dict(settings if settings is not None else provenance.shard_settings(job, rows, {}),
+                    software=software)
+    result = ShardResult(record=None, settings=settings, digest=provenance.digest(settings))  # type: ignore[arg-type]
 
     def produce():
         for row in rows:
@@ -132,47 +149,20 @@ def _write_json(path: str, obj: Any) -> None:
     atomic.write_json(path, obj)  # temp name per host and pid: two attempts of a shard never share one
 
 
-def load_completed(out_dir: str, shard: str) -> ShardResult | None:
-    """A shard's completion record if its tar is present and matches; else None (render it again)."""
-    path = os.path.join(out_dir, COMPLETED_DIR, f"{shard}.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        d = json.load(f)
-    rec = shards.ShardRecord(**d["record"])
-    tar = os.path.join(out_dir, rec.path)
-    if not os.path.exists(tar) or os.path.getsize(tar) != rec.bytes or shards.file_digest(tar) != rec.sha256:
-        return None
-    return ShardResult(record=rec, failures=d["failures"], stats=d["stats"])
-
-
-def prepare(job: Job, out_dir: str, resume: bool) -> pa.Table:
-    """Plan the job into ``out_dir/plan.parquet``; on resume the plan must be unchanged."""
-    table = planning.make_plan(job)
-    path = os.path.join(out_dir, "plan.parquet")
-    if os.path.exists(path):
-        old = planning.read_plan(path)
-        if not old.equals(table):
-            raise JobError(f"{out_dir}: holds a different plan (job, catalogs or seed changed); "
-                           "use a new --out or delete the folder")
-        if not resume and os.path.exists(os.path.join(out_dir, COMPLETED_DIR)):
-            print(f"{out_dir}: resuming (same plan); finished shards are kept")
-    planning.write_plan(table, job, path)
-    return table
-
-
-def run_local(job: Job, out_dir: str, resume: bool = True, progress: bool = True) -> dict[str, Any]:
-    table = prepare(job, out_dir, resume)
-    by_shard = planning.shards_of(table)
+def run_local(job: Job, out_dir: str, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Render ``job`` into ``out_dir`` shard after shard; resume, or with ``overwrite`` start again."""
+    dest = storage.open_dest(out_dir)
+    prep = resume.prepare(job, dest, overwrite)
+    by_shard = prep.by_shard
     results: dict[str, ShardResult] = {}
     pending = []
     for name in by_shard:
-        done = load_completed(out_dir, name) if resume else None
-        if done:
-            results[name] = done
+        d = prep.records.get(name)
+        if d and resume.tar_matches(dest, d):
+            results[name] = ShardResult.from_dict(d)
         else:
             pending.append(name)
-    total = table.num_rows
+    total = prep.table.num_rows
     already = sum(r.record.groups + len(r.failures) for r in results.values())
     bar = tqdm(total=total, initial=already, desc="render", unit="group", disable=not progress)
     counters = {"images": 0, "failed": sum(len(r.failures) for r in results.values())}
@@ -193,9 +183,9 @@ def run_local(job: Job, out_dir: str, resume: bool = True, progress: bool = True
         hdris, assets = HdriCache(), locate.AssetPaths.from_catalogs(job.job.catalogs)
         for name in pending:
             results[name] = render_shard(out_dir, name, by_shard[name], job.to_dict(), renderer, hdris, on_group,
-                                         assets)
+                                         assets, settings=prep.settings[name], software_expected=prep.software)
     bar.close()
-    summary = dataset.finalize(out_dir, job, table, results)
+    summary = dataset.finalize(out_dir, job, prep.table, results)
     summary["wall_s"] = time.perf_counter() - t0
     summary["rendered_shards"] = len(pending)
     return summary

@@ -88,8 +88,9 @@ def write_shard(out_dir: str, shard: str, split: str, samples: Iterable[dict[str
     finally:
         sink.close()  # an all-failed shard is still published, empty, so the task is done
     tmp = pattern % index
-    validate_tar(tmp, keys)
-    final = atomic.publish_file(tmp, os.path.join(out_dir, shard_relpath(shard)))
+    held = validate_tar(tmp, keys)  # the record lists the keys read back from the tar, not those handed in
+    record = ShardRecord(shard=shard, split=split, path=shard_relpath(shard), sha256=file_digest(tmp),
+                         bytes=os.path.getsize(tmp), groups=len(held), keys=held, md5=file_digest(tmp, "md5"))
+    atomic.publish_file(tmp, os.path.join(out_dir, shard_relpath(shard)))
     shutil.rmtree(staging, ignore_errors=True)
-    return ShardRecord(shard=shard, split=split, path=shard_relpath(shard), sha256=file_digest(final),
-                       bytes=os.path.getsize(final), groups=len(keys), keys=keys, md5=file_digest(final, "md5"))
+    return record

@@ -25,7 +25,8 @@ pytest.importorskip("bpy")
 pytest.importorskip("ray")
 
 from assets_manifest import hdri_io, procedural_hdri  # noqa: E402
-from synthgen import dataset, farm, job as jobs, plan as planning, runner, shards  # noqa: E402
+from synthgen import (dataset, farm, job as jobs, plan as planning, provenance, resume, runner,  # noqa: E402
+                      shards, storage)
 from synthgen.locate import AssetPaths  # noqa: E402
 from synthgen.render_process import BlenderProcess, BlenderStartError, GroupFailed  # noqa: E402
 
@@ -303,6 +304,16 @@ def test_s3_output_resume_and_repair(catalog, reference, local_ray, tmp_path):
         assert summary["report"]["shards"]["kept_from_before"] == 2
         fs.invalidate_cache()
         assert json.loads(fs.cat("synthgen/runs/tiny/dataset.json")) == reference
+        # other settings at the same URL: refused from the records there, before Ray or any render
+        other = load_job(catalog, ["render.samples=8"])
+        with pytest.raises(provenance.SettingsMismatch) as e:
+            farm.run_farm(other, url, opts, progress=False)
+        assert str(e.value) == (f"{url}: shard train-000000 was rendered with render.samples=4, this job has 8; "
+                                "run with --overwrite to re-render everything, or use a new --out")
+        # --overwrite removes the previous run there first (dataset.json, records, shards, the rest)
+        resume.prepare(other, storage.open_dest(url, server.storage_options()), overwrite=True)
+        fs.invalidate_cache()
+        assert {p for p in fs.find("synthgen/runs/tiny") if "/logs/" not in p} == {"synthgen/runs/tiny/plan.parquet"}
     finally:
         server.stop()
 

@@ -117,16 +117,18 @@ def test_plan_fails_clearly_without_assets_for_a_split(catalog, tmp_path):
         plan.make_plan(load(path))
 
 
-def test_render_resume_flag_is_documented_as_the_default():
-    """`--resume` changes nothing (render always resumes): --help and the README say so."""
+def test_render_resume_and_overwrite_flags_are_documented():
+    """`--resume` names the default (checked resume); `--overwrite` starts again: --help and the README say so."""
     r = subprocess.run([sys.executable, "-m", "synthgen.cli", "render", "--help"], capture_output=True, text=True,
                        cwd=ROOT)
     assert r.returncode == 0, r.stderr
     flat = " ".join(r.stdout.split())
-    assert "--resume no-op: resume is the default" in flat and "kept for scripts" in flat
+    assert "--resume the default, named for scripts" in flat and "[--resume | --overwrite]" in flat
+    assert "--overwrite remove the previous run in --out (dataset.json, records, shards) and render everything" in flat
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = " ".join(f.read().split())
-    assert "resume is the default (`--resume` is accepted for scripts and changes nothing)" in readme
+    assert "the default (`--resume` names it for scripts; `make demo` stays idempotent)" in readme
+    assert "[--resume | --overwrite]" in readme and "`--overwrite` instead removes the previous run" in readme
 
 
 def test_plan_refuses_two_hdris_per_group_from_a_split_of_one(catalog, tmp_path):
