@@ -69,12 +69,28 @@ def prepare(job: Job, dest: storage.Dest, overwrite: bool = False) -> Prepared:
     settings = {s: provenance.shard_settings(job_dict, rows, rows_by_id) for s, rows in by_shard.items()}
     if overwrite:
         remove_run(dest)
+    else:
+        check_plan_version(dest)
     records = read_records(dest)
     for shard, d in sorted(records.items()):
         check_record(dest, shard, d, settings)
     software = common_software(dest, records)
     write_plan(dest, table, job)
     return Prepared(table=table, by_shard=by_shard, settings=settings, records=records, software=software)
+
+
+def check_plan_version(dest: storage.Dest) -> None:
+    """Refuse a folder planned by an older synthgen (its samples and records are in older formats)."""
+    if not dest.exists("plan.parquet"):
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = dest.path("plan.parquet") if dest.is_local else dest.get("plan.parquet", os.path.join(tmp, "p"))
+        try:
+            planning.read_plan(local)
+        except planning.JobError as e:
+            raise provenance.SettingsMismatch(f"{dest.uri('plan.parquet')}: {str(e).split(': ', 1)[1]}") from None
+        except (OSError, pa.ArrowException):
+            pass  # unreadable (a torn copy): it is rewritten, and the completion records decide what is kept
 
 
 def write_plan(dest: storage.Dest, table: pa.Table, job: Job) -> None:
