@@ -412,7 +412,7 @@ def finalize(dest: storage.Dest, job: Job, table, results: dict[str, runner.Shar
     with tempfile.TemporaryDirectory() as mirror:
         got = 0
         for name in sorted(results, key=_split_order):  # the shards the preview reads (its first 12 groups)
-            if got >= 12:
+            if got >= dataset.PREVIEW_GROUPS:
                 break
             rec = results[name].record
             dest.get(rec.path, os.path.join(mirror, rec.path))
