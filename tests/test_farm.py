@@ -261,6 +261,62 @@ def test_interrupted_driver_resumes_to_the_same_dataset(catalog, reference, tmp_
         _kill_ray_processes_of(ray_tmp)
 
 
+def _descendants(pid: int, match) -> list[psutil.Process]:
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    out = []
+    for c in procs:
+        try:
+            if match(c):
+                out.append(c)
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_lost_progress_actor_and_blender_do_not_stop_the_run(catalog, reference, tmp_path):
+    """kill -9 of the progress actor, then of a Blender child, mid-run: exit 0, the same dataset, no traceback."""
+    out = str(tmp_path / "ds")
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    cmd = [sys.executable, "-m", "synthgen.cli", "render", JOB, "--out", out, "--workers", "1",
+           "--cpus-per-worker", "1", *set_args(catalog)]  # with its progress bar: the driver draws it
+    completed = os.path.join(out, "completed")
+    try:
+        p = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "RAY_TMPDIR": ray_tmp}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        # one shard at a time: once the first is published, two are still to render; Blender is frozen
+        # (SIGSTOP) while the actor is killed, so no other shard can finish before both kills land
+        _wait_for(lambda: p.poll() is not None or (os.path.isdir(completed) and os.listdir(completed)), 300)
+        found: dict[str, list] = {"ray::Progress": [], "Blender": []}
+        is_blender = lambda c: "synthgen.render.worker" in " ".join(c.cmdline())  # noqa: E731
+        _wait_for(lambda: p.poll() is not None or bool(found["Blender"].extend(_descendants(p.pid, is_blender))
+                                                        or found["Blender"]), 60)
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        blender = found["Blender"][0]
+        blender.suspend()
+        _wait_for(lambda: bool(found["ray::Progress"].extend(
+            _descendants(p.pid, lambda c: c.name().startswith("ray::Progress"))) or found["ray::Progress"]), 60)
+        assert found["ray::Progress"], "no ray::Progress process under the driver"
+        found["ray::Progress"][0].kill()
+        time.sleep(1.0)  # the driver polls its tasks and the actor every 0.5 s
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        assert len(os.listdir(completed)) < len(SHARDS)  # the kills land mid-run
+        blender.kill()  # a Blender crash mid-shard: the group is retried in a fresh Blender
+        _, err = p.communicate(timeout=600)
+    finally:
+        _kill_ray_processes_of(ray_tmp)
+    assert p.returncode == 0, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    lines = err.replace("\r", "\n").splitlines()
+    lost = [line for line in lines if "progress actor" in line or "ActorDied" in line]  # said once, in one line
+    assert len(lost) == 1 and lost[0].startswith("warning: the progress actor (ray::Progress) was lost ("), lost
+    assert_same_dataset(out, reference)
+    rep = read_json(os.path.join(out, "farm_report.json"))
+    assert rep["shards"]["rendered"] == len(SHARDS) and rep["counts"]["failed"] == 0
+
+
 def test_s3_output_resume_and_repair(catalog, reference, local_ray, tmp_path):
     from s3_server import S3Server
 
