@@ -130,9 +130,10 @@ def _not_ours(out: str, storage_options: dict | None = None) -> str | None:
 
     dest = storage.open_dest(out, storage_options)
     try:
-        if not dest.fs.isdir(dest.root):
-            return f"--out {out}: a file, not a folder" if dest.fs.exists(dest.root) else None
-        names = {os.path.basename(p.rstrip("/")) for p in dest.fs.ls(dest.root, detail=False)}
+        with dest.reaching():  # a store that is down or still starting: one line naming its endpoint
+            if not dest.fs.isdir(dest.root):
+                return f"--out {out}: a file, not a folder" if dest.fs.exists(dest.root) else None
+            names = {os.path.basename(p.rstrip("/")) for p in dest.fs.ls(dest.root, detail=False)}
     except FileNotFoundError:
         return None
     if not names or names & set(OWN_ENTRIES):

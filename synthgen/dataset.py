@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -162,12 +163,16 @@ def iter_samples(out_dir: str, split: str | None = None):
             yield from wds.WebDataset(url, shardshuffle=False, empty_check=False)
 
 
-def preview(out_dir: str, out_png: str, max_groups: int = 12, max_lightings: int = 6, tile: int = 128) -> str:
+PREVIEW_GROUPS = 12  # rows of preview.png
+
+
+def preview(out_dir: str, out_png: str, max_groups: int = PREVIEW_GROUPS, max_lightings: int = 6,
+            tile: int = 128) -> str:
     """Contact sheet: a row per group, a column per lighting, the env map under each render."""
     rows = []
-    for sample in iter_samples(out_dir):
-        if len(rows) >= max_groups:
-            break
+    # islice stops after max_groups samples without opening the next shard: for a remote output only the
+    # shards holding those groups are staged locally (farm.finalize), and the next one is not there
+    for sample in itertools.islice(iter_samples(out_dir), max_groups):
         k = shard_format.check_fields(sample["__key__"], {k for k in sample if not k.startswith("__")})
         cells = []
         for i in range(min(k, max_lightings)):

@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -206,16 +207,14 @@ def render_shard_task(dest: storage.Dest, shard: str, rows: list[dict[str, Any]]
     host, pid = socket.gethostname(), os.getpid()
     attempt = f"{host}:{pid}:{time.time_ns()}"
     start = time.time()
-    if progress is not None:
-        progress.started.remote(shard, attempt)
+    _tell(progress, "started", shard, attempt)
     out_dir = stage_root(dest, shape.stage_dir)
     log_rel = f"logs/blender-{host}-{pid}.log"
     blender, hdris = _worker_renderer(job["render"], shape, os.path.join(out_dir, log_rel))
     before = blender.stats.to_dict()
 
     def on_group(images: int, failed: bool) -> None:
-        if progress is not None:
-            progress.group.remote(shard, attempt, images, failed)
+        _tell(progress, "group", shard, attempt, images, failed)
 
     result = runner.render_shard(out_dir, shard, rows, job, blender, hdris, on_group, settings=settings,
                                  software_expected=software_expected, where=dest.url)
@@ -241,6 +240,16 @@ def render_shard_task(dest: storage.Dest, shard: str, rows: list[dict[str, Any]]
                        | {"peak_rss_bytes": after["peak_rss_bytes"]},
         },
     }
+
+
+def _tell(progress, method: str, *args) -> None:
+    """Report to the progress actor, fire and forget: a lost actor costs the progress bar, never the shard."""
+    if progress is None:
+        return
+    try:
+        getattr(progress, method).remote(*args)
+    except Exception:  # noqa: BLE001 - e.g. RayActorError once the actor is known dead
+        pass
 
 
 @ray.remote(num_cpus=0)
@@ -333,7 +342,7 @@ def _run_tasks(job, dest, prep: resume.Prepared, pending, results, tasks, shape:
     total = sum(len(rows) for rows in by_shard.values())
     kept_groups = sum(r.record.groups + len(r.failures) for r in results.values())
     kept_failed = sum(len(r.failures) for r in results.values())
-    tracker = Progress.remote()
+    tracker = Progress.remote()  # best-effort: if it dies, rendering goes on (_progress_lost)
     job_dict = job.to_dict()
     options = {"num_cpus": shape.cpus, "num_gpus": shape.gpus, "max_retries": opts.max_retries}
     if shape.memory_bytes:
@@ -370,10 +379,20 @@ def _run_tasks(job, dest, prep: resume.Prepared, pending, results, tasks, shape:
                                     "shared filesystem (or use an s3:// / gs:// URL)")
                 results[shard] = runner.ShardResult.from_dict(out["result"])
                 tasks.append(out)
-            snap = ray.get(tracker.snapshot.remote())
+            if tracker is not None:
+                try:
+                    snap = ray.get(tracker.snapshot.remote(), timeout=60)
+                except ray.exceptions.RayError as e:  # the actor died (OOM, kill -9, its node): not the job
+                    tracker = None
+                    _progress_lost(e, bar)
+            if tracker is None:  # from the shards that came back: attempts still running are not counted
+                snap = dict(snap, groups=sum(t["task"]["groups"] + t["task"]["failed"] for t in tasks),
+                            images=sum(t["task"]["images"] for t in tasks),
+                            failed=sum(t["task"]["failed"] for t in tasks),
+                            attempts=max(snap["attempts"], len(tasks)))
             rate = snap["images"] / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(img_s=f"{rate:.2f}", failed=kept_failed + snap["failed"], refresh=False)
-            bar.update(kept_groups + snap["groups"] - bar.n)  # redraws at most once a second (mininterval)
+            bar.update(max(kept_groups + snap["groups"] - bar.n, 0))  # redraws at most once a second (mininterval)
     except BaseException:
         # A Ray this driver started is shut down right after, which ends its workers; force-cancelling
         # there too raced with task replies and aborted the driver inside Ray (task_manager.cc
@@ -392,6 +411,12 @@ def _run_tasks(job, dest, prep: resume.Prepared, pending, results, tasks, shape:
     return snap
 
 
+def _progress_lost(e: BaseException, bar) -> None:
+    bar.write(f"warning: the progress actor (ray::Progress) was lost ({_error_line(e)}); rendering goes on, the "
+              "progress bar now moves only as shards finish and farm_report.json may undercount retries",
+              file=sys.stderr)
+
+
 def finalize(dest: storage.Dest, job: Job, table, results: dict[str, runner.ShardResult]) -> dict[str, Any]:
     """dataset.json, index, wids, failures, stats, preview: written locally, then published."""
     if dest.is_local:
@@ -402,7 +427,7 @@ def finalize(dest: storage.Dest, job: Job, table, results: dict[str, runner.Shar
     with tempfile.TemporaryDirectory() as mirror:
         got = 0
         for name in sorted(results, key=_split_order):  # the shards the preview reads (its first 12 groups)
-            if got >= 12:
+            if got >= dataset.PREVIEW_GROUPS:
                 break
             rec = results[name].record
             dest.get(rec.path, os.path.join(mirror, rec.path))

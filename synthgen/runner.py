@@ -164,27 +164,36 @@ def run_local(job: Job, out_dir: str, overwrite: bool = False, progress: bool = 
             pending.append(name)
     total = prep.table.num_rows
     already = sum(r.record.groups + len(r.failures) for r in results.values())
-    bar = tqdm(total=total, initial=already, desc="render", unit="group", disable=not progress)
     counters = {"images": 0, "failed": sum(len(r.failures) for r in results.values())}
     t0 = time.perf_counter()
+    from synthgen.render.blender_log import console_to  # no bpy: only the log redirection
 
-    def on_group(images: int, failed: bool) -> None:
-        counters["images"] += images
-        counters["failed"] += failed
-        dt = max(time.perf_counter() - t0, 1e-9)
-        bar.set_postfix(img_s=f"{counters['images'] / dt:.2f}", failed=counters["failed"])
-        bar.update(1)
+    # bpy runs in this process: its console output (import, Cycles device probing, renders) goes to the log,
+    # the progress bar to the terminal
+    with console_to(blender_log_path(out_dir) if pending else None) as terminal:
+        bar = tqdm(total=total, initial=already, desc="render", unit="group", disable=not progress, file=terminal)
 
-    if pending:
-        from synthgen.render import scene as bpy_scene
+        def on_group(images: int, failed: bool) -> None:
+            counters["images"] += images
+            counters["failed"] += failed
+            dt = max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(img_s=f"{counters['images'] / dt:.2f}", failed=counters["failed"])
+            bar.update(1)
 
-        renderer = bpy_scene.GroupRenderer(job.to_dict()["render"], tmp_dir=os.path.join(out_dir, ".staging"),
-                                           log_path=blender_log_path(out_dir))
-        hdris, assets = HdriCache(), locate.AssetPaths.from_catalogs(job.job.catalogs)
-        for name in pending:
-            results[name] = render_shard(out_dir, name, by_shard[name], job.to_dict(), renderer, hdris, on_group,
-                                         assets, settings=prep.settings[name], software_expected=prep.software)
-    bar.close()
+        try:
+            if pending:
+                from synthgen.render import scene as bpy_scene
+
+                renderer = bpy_scene.GroupRenderer(job.to_dict()["render"],
+                                                   tmp_dir=os.path.join(out_dir, ".staging"),
+                                                   log_path=blender_log_path(out_dir))
+                hdris, assets = HdriCache(), locate.AssetPaths.from_catalogs(job.job.catalogs)
+                for name in pending:
+                    results[name] = render_shard(out_dir, name, by_shard[name], job.to_dict(), renderer, hdris,
+                                                 on_group, assets, settings=prep.settings[name],
+                                                 software_expected=prep.software)
+        finally:
+            bar.close()
     summary = dataset.finalize(out_dir, job, prep.table, results)
     summary["wall_s"] = time.perf_counter() - t0
     summary["rendered_shards"] = len(pending)

@@ -263,6 +263,62 @@ def test_interrupted_driver_resumes_to_the_same_dataset(catalog, reference, tmp_
         _kill_ray_processes_of(ray_tmp)
 
 
+def _descendants(pid: int, match) -> list[psutil.Process]:
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    out = []
+    for c in procs:
+        try:
+            if match(c):
+                out.append(c)
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_lost_progress_actor_and_blender_do_not_stop_the_run(catalog, reference, tmp_path):
+    """kill -9 of the progress actor, then of a Blender child, mid-run: exit 0, the same dataset, no traceback."""
+    out = str(tmp_path / "ds")
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    cmd = [sys.executable, "-m", "synthgen.cli", "render", JOB, "--out", out, "--workers", "1",
+           "--cpus-per-worker", "1", *set_args(catalog)]  # with its progress bar: the driver draws it
+    completed = os.path.join(out, "completed")
+    try:
+        p = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "RAY_TMPDIR": ray_tmp}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        # one shard at a time: once the first is published, two are still to render; Blender is frozen
+        # (SIGSTOP) while the actor is killed, so no other shard can finish before both kills land
+        _wait_for(lambda: p.poll() is not None or (os.path.isdir(completed) and os.listdir(completed)), 300)
+        found: dict[str, list] = {"ray::Progress": [], "Blender": []}
+        is_blender = lambda c: "synthgen.render.worker" in " ".join(c.cmdline())  # noqa: E731
+        _wait_for(lambda: p.poll() is not None or bool(found["Blender"].extend(_descendants(p.pid, is_blender))
+                                                        or found["Blender"]), 60)
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        blender = found["Blender"][0]
+        blender.suspend()
+        _wait_for(lambda: bool(found["ray::Progress"].extend(
+            _descendants(p.pid, lambda c: c.name().startswith("ray::Progress"))) or found["ray::Progress"]), 60)
+        assert found["ray::Progress"], "no ray::Progress process under the driver"
+        found["ray::Progress"][0].kill()
+        time.sleep(1.0)  # the driver polls its tasks and the actor every 0.5 s
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        assert len(os.listdir(completed)) < len(SHARDS)  # the kills land mid-run
+        blender.kill()  # a Blender crash mid-shard: the group is retried in a fresh Blender
+        _, err = p.communicate(timeout=600)
+    finally:
+        _kill_ray_processes_of(ray_tmp)
+    assert p.returncode == 0, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    lines = err.replace("\r", "\n").splitlines()
+    lost = [line for line in lines if "progress actor" in line or "ActorDied" in line]  # said once, in one line
+    assert len(lost) == 1 and lost[0].startswith("warning: the progress actor (ray::Progress) was lost ("), lost
+    assert_same_dataset(out, reference)
+    rep = read_json(os.path.join(out, "farm_report.json"))
+    assert rep["shards"]["rendered"] == len(SHARDS) and rep["counts"]["failed"] == 0
+
+
 def test_s3_output_resume_and_repair(catalog, reference, local_ray, tmp_path):
     from s3_server import S3Server
 
@@ -318,6 +374,59 @@ def test_s3_output_resume_and_repair(catalog, reference, local_ray, tmp_path):
         server.stop()
 
 
+def test_s3_outage_then_same_command_finishes(catalog, tmp_path):
+    """The store dies mid-run, is down, comes back on the same data: the same command finishes the dataset.
+
+    14 groups, so the preview (its first 12) needs only some shards: the others must not be read locally."""
+    from s3_server import S3Server
+
+    server = S3Server(str(tmp_path / "weed")).start()
+    url = "s3://synthgen/outage"
+    # fewer client retries than botocore's default: the same failures, sooner
+    opts = {**server.storage_options(), "config_kwargs": {"retries": {"total_max_attempts": 2}}}
+    opt_args = [a for k, v in opts.items()
+                for a in ("--storage-option", f"{k}={json.dumps(v) if isinstance(v, dict) else v}")]
+    cmd = [sys.executable, "-m", "synthgen.cli", "render", JOB, "--out", url, "--workers", "1", "--num-cpus", "1",
+           "--max-retries", "1", "--stage-dir", str(tmp_path / "stage"), "-q", *opt_args,
+           *set_args(catalog, ["splits.train=12", "job.shard_size=4"])]
+    fs = server.filesystem()
+    records = "synthgen/outage/completed"
+    try:
+        fs.mkdir("synthgen")
+        p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while p.poll() is None and time.monotonic() < deadline:
+            fs.invalidate_cache()
+            if len(fs.ls(records) if fs.exists(records) else []) >= 2:
+                break
+            time.sleep(0.05)
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        server.kill()  # the outage, two shards in
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 1, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+        assert server.endpoint in err.strip().splitlines()[-1]
+        # while it is down (as while it starts): one line naming the endpoint, exit 1
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+        assert r.stderr.strip().splitlines()[-1].startswith(
+            f"error: {url}: cannot reach the store at {server.endpoint} ("), r.stderr[-3000:]
+        server.start()  # back, on the same data
+        _wait_for(lambda: _writable(server), timeout=60)  # its gateway answers before its volumes take writes
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        fs = server.filesystem()
+        meta = json.loads(fs.cat("synthgen/outage/dataset.json"))
+        assert meta["counts"] == {"planned": 14, "written": 14, "failed": 0, "lightings_per_group": 2, "images": 28}
+        report = json.loads(fs.cat("synthgen/outage/farm_report.json"))
+        assert report["shards"]["kept_from_before"] >= 2 and report["shards"]["rendered"] >= 1
+        lines, problems = dataset.inspect(url, server.storage_options())
+        assert not problems, problems
+        assert fs.exists("synthgen/outage/preview.png")
+    finally:
+        server.stop()
+
+
 def test_blender_process_timeout_crash_error_and_rss_recycling(catalog, tmp_path):
     job = load_job(catalog, ["render.resolution=96", "render.samples=64"])
     assets = AssetPaths.from_catalogs(job.job.catalogs)
@@ -368,6 +477,14 @@ def test_blender_that_cannot_start_is_a_start_error(catalog):
     assert bp.proc is None
 
 
+def _writable(server) -> bool:
+    try:
+        server.filesystem().pipe("synthgen/probe", b"x")
+        return True
+    except OSError:
+        return False
+
+
 def _wait_for(cond, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond() and time.monotonic() < deadline:
@@ -402,6 +519,26 @@ def test_worker_shape_errors():
     with pytest.raises(ValueError, match=r"^no Ray node fits a worker of 32 CPUs and 0 GPUs \(16 CPUs/0 GPUs\)"):
         farm.resolve_shape([NODE], farm.FarmOptions(cpus_per_worker=32), "auto", can_grow=False)
     assert farm.resolve_shape([NODE], farm.FarmOptions(cpus_per_worker=32), "auto").in_flight == 64  # autoscaler
+
+
+def test_store_errors_are_one_line_naming_the_endpoint(tmp_path):
+    import errno
+
+    from synthgen import storage
+
+    dest = storage.Dest("s3://bucket/ds", {"endpoint_url": "http://127.0.0.1:9", "key": "k", "secret": "s"})
+    with pytest.raises(storage.StoreError, match=r"^s3://bucket/ds: the store at http://127.0.0.1:9 answered with "
+                                                 r"a server error \(OSError: \[Errno 121\] We encountered an "
+                                                 r"internal error, please try again.\); if it is starting"):
+        with dest.reaching():  # what s3fs raises for a 500 InternalError (a gateway whose volumes are not up)
+            raise OSError(errno.EREMOTEIO, "We encountered an internal error, please try again.")
+    with pytest.raises(FileNotFoundError):  # not the store's fault: left alone
+        with dest.reaching():
+            raise FileNotFoundError(errno.ENOENT, "no such key")
+    local = storage.Dest(str(tmp_path))
+    with pytest.raises(OSError) as e, local.reaching():
+        raise OSError(errno.EIO, "disk")
+    assert type(e.value) is OSError
 
 
 def test_render_cli_errors(tmp_path, capsys):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -110,6 +112,32 @@ def test_same_job_twice_gives_identical_dataset(rendered, catalog, tmp_path):
     # and re-running the same command renders nothing: every shard verifies
     r = synthgen("render", QUICK, "--out", out, "-q", *sets(catalog))
     assert r.returncode == 0 and "planned 5, written 5, failed 0" in r.stdout
+
+
+BLENDER_LINE = re.compile(r"^\s*(\d\d:\d\d[.:]\d+\s+\S+\s+\||\d\d:\d\d:\d\d \| INFO:|Fra:|Read blend|Info:|Saved:)")
+
+
+def test_local_render_keeps_blenders_console_output_in_logs(catalog, tmp_path):
+    """bpy runs in the CLI process with --local: its console output goes to logs/, the progress bar and summary
+    to the terminal."""
+    out = str(tmp_path / "ds")
+    r = synthgen("render", QUICK, "--out", out, *sets(catalog, ["splits.train=2", "splits.val=0", "splits.test=0"]))
+    assert r.returncode == 0, r.stderr[-3000:]
+    terminal = (r.stdout + r.stderr).replace("\r", "\n").splitlines()
+    assert [line for line in terminal if BLENDER_LINE.match(line)] == []
+    assert f"{out}: planned 2, written 2, failed 0" in r.stdout and "render: 100%" in r.stderr
+    (log,) = os.listdir(os.path.join(out, "logs"))
+    with open(os.path.join(out, "logs", log)) as f:
+        logged = f.read().splitlines()
+    assert sum(bool(BLENDER_LINE.match(line)) for line in logged) >= 2, logged  # the renders' "Saved:" at least
+    if shutil.which("nvidia-smi"):  # a GPU Cycles may use: no error to see
+        return
+    # an error raised while bpy's output is redirected still reaches the terminal, in one line
+    r = synthgen("render", QUICK, "--out", str(tmp_path / "gpu"), "-q",
+                 *sets(catalog, ["splits.train=2", "splits.val=0", "splits.test=0", "render.device='gpu'"]))
+    assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("error: RuntimeError: render.device = 'gpu' but Cycles found no "), line
 
 
 def test_broken_asset_goes_to_failures(catalog, tmp_path):
