@@ -114,12 +114,20 @@ class Dest:
     def uri(self, rel: str) -> str:
         return self.path(rel) if self.is_local else f"{self.url}/{rel}"
 
+    def _fresh(self, rel: str) -> None:
+        # workers publish while the driver watches: a cached listing of the folder (s3fs keeps one after
+        # any ls) would hide objects written since
+        if not self.is_local:
+            self.fs.invalidate_cache(self.path(rel))
+
     @_reaching
     def exists(self, rel: str) -> bool:
+        self._fresh(rel)
         return self.fs.exists(self.path(rel))
 
     @_reaching
     def size(self, rel: str) -> int | None:
+        self._fresh(rel)
         try:
             return self.fs.size(self.path(rel))
         except FileNotFoundError:
