@@ -22,7 +22,8 @@ from assets_manifest.schema import AssetError, make_asset_id, relative_uri, sha2
 
 SIDECAR_SUFFIX = ".asset.json"
 FOLDER_SIDECAR = "_catalog.json"
-SIDECAR_KEYS = {"license", "source", "split"}
+SIDECAR_KEYS = {"license", "source", "split",
+                "units", "up_axis", "forward_axis", "material_roles"}  # issue 14 (checked by their helpers)
 
 
 @dataclass

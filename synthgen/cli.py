@@ -26,6 +26,15 @@ def cmd_builtin(args) -> int:
     return 0
 
 
+def cmd_ict_facekit(args) -> int:
+    from assets_manifest import ict_facekit
+
+    path = ict_facekit.build(args.path, args.out, args.heads, seed=args.seed, identity_sigma=args.identity_sigma,
+                             fractions=args.fractions, progress=not args.quiet, overwrite=args.overwrite)
+    _summary(path)
+    return 0
+
+
 def probe_blender(path: str) -> dict:
     """The catalog's FBX/.blend reader: Blender (the render extra), imported only when such a head is met."""
     try:
@@ -292,6 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="rewrite files that already exist")
     b.set_defaults(func=cmd_builtin)
 
+    ict = a.add_parser("ict-facekit", help="sample ICT-FaceKit identities into a head catalog",
+                       description="Read FaceXModel/ of a local ICT-FaceKit clone (MIT; not shipped) and write N "
+                                   "heads (OBJ + MTL in metres, with sidecars) and manifest.parquet into --out.")
+    ict.add_argument("path", help="a clone of https://github.com/ICT-VGL/ICT-FaceKit, or its FaceXModel folder")
+    ict.add_argument("--heads", type=int, required=True, help="number of heads to sample")
+    ict.add_argument("--out", required=True, help="catalog folder to create (written whole, then renamed)")
+    ict.add_argument("--seed", type=int, default=0, help="head i draws from SeedSequence([seed, i]) (default 0)")
+    ict.add_argument("--identity-sigma", type=float, default=1.0,
+                     help="standard deviation of the identity weights (default %(default)s, as the FaceKit's sampler)")
+    ict.add_argument("--fractions", default="0.8,0.1,0.1", help="train,val,test fractions (default %(default)s)")
+    ict.add_argument("--overwrite", action="store_true", help="replace --out if it is a catalog already")
+    ict.set_defaults(func=cmd_ict_facekit)
+
     s = a.add_parser("scan", help="catalogue the heads and HDRIs under a folder")
     s.add_argument("folder")
     s.add_argument("--out", required=True, help="manifest path (.parquet; local or fsspec URL)")
@@ -327,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("manifest")
     sh.set_defaults(func=cmd_show)
 
-    for cmd in (b, s, v, sp, f, pv, sh):
+    for cmd in (b, ict, s, v, sp, f, pv, sh):
         cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     for name, func, helptext in (("plan", cmd_plan, "write plan.parquet: one row per group, from job + catalogs + seed"),
