@@ -1,0 +1,254 @@
+"""synthgen assets ict-facekit on a miniature FaceKit-layout folder the test writes (nothing downloaded)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import trimesh
+
+from assets_manifest import ict_facekit
+from assets_manifest.schema import read_rows
+from tests.conftest import ROOT, run_cli
+
+ICT_MATERIALS = ["M_Face", "M_BackHead", "M_GumsTongue", "M_Teeth", "M_ScleraLeft", "M_IrisLeft",
+                 "M_ScleraRight", "M_IrisRight", "M_LacrimalFluid", "M_EyeBlend", "M_EyeOcclusion", "M_EyeLashes"]
+EXPRESSIONS = ["eyeBlink_L", "eyeBlink_R", "jawOpen"]
+HEADER = "# ICT FaceKit (miniature test model)\n"
+
+
+def _mini_arrays():
+    """Neutral sphere (cm, Y up, face toward +Z), 3 identity and 3 expression shapes on its topology."""
+    m = trimesh.creation.icosphere(subdivisions=3, radius=11.0)
+    v, f = np.asarray(m.vertices), np.asarray(m.faces)
+    x, y, z = v.T
+    identities = [v * [1.08, 1.0, 1.0], v + np.stack([0 * x, 0.1 * z, 0 * z], 1), v * [1.0, 1.0, 0.93]]
+    lid = np.exp(-((y - 4.0) ** 2 + (z - 9.0) ** 2) / 8.0)
+    blink_l = v + np.stack([0 * x, -1.5 * lid * (x > 0), 0 * z], 1)
+    blink_r = v + np.stack([0 * x, -1.5 * lid * (x < 0), 0 * z], 1)
+    jaw = v + np.stack([0 * x, -2.0 * np.clip(-y / 11.0, 0, 1), -0.5 * np.clip(-y / 11.0, 0, 1)], 1)
+    return v, f, identities, [blink_l, blink_r, jaw]
+
+
+def _write_obj(path: str, v: np.ndarray, f: np.ndarray) -> None:
+    """An OBJ in ICT's layout: licence header, mtllib, v, vt, then usemtl groups of quads/triangles."""
+    uv = (v[:, :2] / 22.0 + 0.5)
+    lines = [HEADER, "mtllib ICTFaceModelMaterial.mtl\n"]
+    lines += [f"v {a:.6g} {b:.6g} {c:.6g}\n" for a, b, c in v]
+    lines += [f"vt {a:.6g} {b:.6g}\n" for a, b in uv]
+    for k, chunk in enumerate(np.array_split(f, len(ICT_MATERIALS))):
+        lines.append(f"usemtl {ICT_MATERIALS[k]}\n")
+        lines += ["f " + " ".join(f"{i + 1}/{i + 1}" for i in tri) + "\n" for tri in chunk]
+    with open(path, "w") as fh:
+        fh.writelines(lines)
+
+
+def make_mini_facekit(root: str, identities: int = 3) -> str:
+    """A FaceKit-layout clone at ``root`` (with FaceXModel/); returns ``root``."""
+    folder = os.path.join(root, "FaceXModel")
+    os.makedirs(folder)
+    v, f, ids, exps = _mini_arrays()
+    _write_obj(os.path.join(folder, "generic_neutral_mesh.obj"), v, f)
+    for i, s in enumerate(ids[:identities]):
+        _write_obj(os.path.join(folder, f"identity{i:03d}.obj"), s, f)
+    for name, s in zip(EXPRESSIONS, exps):
+        _write_obj(os.path.join(folder, f"{name}.obj"), s, f)
+    with open(os.path.join(folder, "ICTFaceModelMaterial.mtl"), "w") as fh:
+        fh.writelines(f"newmtl {m}\nKd 0.6 0.6 0.6\n" for m in ICT_MATERIALS)
+    with open(os.path.join(folder, "vertex_indices.json"), "w") as fh:
+        json.dump({"expressions": ["browDown_L"] + EXPRESSIONS}, fh)  # a listed shape this clone lacks
+    return root
+
+
+@pytest.fixture
+def mini(tmp_path) -> str:
+    return make_mini_facekit(str(tmp_path / "ICT-FaceKit"))
+
+
+def _obj_vertices(path: str) -> np.ndarray:
+    with open(path) as fh:
+        return np.array([line.split()[1:4] for line in fh if line.startswith("v ")], dtype=float)
+
+
+def _files(folder: str) -> dict[str, bytes]:
+    out = {}
+    for p in sorted(glob.glob(os.path.join(folder, "**", "*"), recursive=True)):
+        if os.path.isfile(p):
+            out[os.path.relpath(p, folder)] = open(p, "rb").read()
+    return out
+
+
+def test_command_writes_a_catalog_that_validates(mini, tmp_path):
+    out = str(tmp_path / "cat")
+    r = run_cli("assets", "ict-facekit", mini, "--heads", "3", "--out", out, "--seed", "5", "-q")
+    assert r.returncode == 0, r.stderr
+    names = sorted(os.listdir(os.path.join(out, "heads")))
+    assert names == sorted(f"ict_5_{i:04d}{ext}" for i in range(3) for ext in (".obj", ".mtl", ".obj.asset.json"))
+    r = run_cli("assets", "validate", os.path.join(out, "manifest.parquet"), "-q")
+    assert r.returncode == 0, r.stderr
+    rows = read_rows(os.path.join(out, "manifest.parquet"))
+    assert len(rows) == 3 and {r["license"] for r in rows} == {"MIT"}
+    model = os.path.join(mini, "FaceXModel")
+    v0 = _obj_vertices(os.path.join(model, "generic_neutral_mesh.obj"))
+    ids = [_obj_vertices(os.path.join(model, f"identity{i:03d}.obj")) for i in range(3)]
+    exps = [_obj_vertices(os.path.join(model, f"{n}.obj")) for n in EXPRESSIONS]
+    for row in rows:
+        head = row["head"]
+        assert head["generator"] == "ict-facekit" and "github.com/ICT-VGL/ICT-FaceKit" in row["source"]
+        assert sorted(head["parts"]) == sorted(ICT_MATERIALS)  # every part, by its ICT material name
+        p = json.loads(head["generator_params"])
+        assert list(p["identity_weights"]) == ["identity000", "identity001", "identity002"]
+        assert set(p["expression_weights"]) <= set(EXPRESSIONS)
+        assert p["scalp_materials"] == ["M_BackHead"] and 1 <= p["fitzpatrick_type"] <= 6
+        assert 0.005 <= p["appearance"]["melanin"] <= 0.5
+        # the mesh is exactly neutral + weighted deltas, in metres
+        want = v0.copy()
+        for w, s in zip(p["identity_weights"].values(), ids):
+            want += w * (s - v0)
+        for name, s in zip(EXPRESSIONS, exps):
+            want += p["expression_weights"].get(name, 0.0) * (s - v0)
+        got = _obj_vertices(os.path.join(out, row["uri"]))
+        assert np.abs(got - want / 100.0).max() < 1e-7
+        assert 0.2 < np.linalg.norm(np.subtract(head["bbox_max"], head["bbox_min"])) < 0.6  # metres, not cm
+        side = json.load(open(os.path.join(out, row["uri"] + ".asset.json")))
+        assert (side["units"], side["up_axis"], side["forward_axis"], side["license"]) == ("m", "+Y", "+Z", "MIT")
+        assert side["material_roles"] == {m: ict_facekit.MATERIAL_ROLES[m] for m in ICT_MATERIALS}
+        with open(os.path.join(out, row["uri"])) as fh:
+            text = fh.read()
+        assert text.startswith(HEADER) and f"mtllib {row['name']}.mtl" in text  # licence header and own MTL kept
+    # the sidecars scan: `synthgen assets scan` of the folder accepts them
+    r = run_cli("assets", "scan", out, "--out", str(tmp_path / "rescan.parquet"), "-q")
+    assert r.returncode == 0, r.stderr
+
+
+def test_same_seed_same_bytes_other_seed_other_heads(mini, tmp_path):
+    a = ict_facekit.build(mini, str(tmp_path / "a"), 3, seed=11, progress=False)
+    b = ict_facekit.build(mini, str(tmp_path / "b"), 3, seed=11, progress=False)
+    c = ict_facekit.build(mini, str(tmp_path / "c"), 3, seed=12, progress=False)
+    fa, fb = _files(os.path.dirname(a)), _files(os.path.dirname(b))
+    assert fa == fb and len(fa) == 10
+    oa = [v for k, v in fa.items() if k.endswith(".obj")]
+    oc = [v for k, v in _files(os.path.dirname(c)).items() if k.endswith(".obj")]
+    assert len(set(oa)) == 3 and not set(oa) & set(oc)
+    ids = [json.loads(r["head"]["generator_params"])["identity_weights"] for r in read_rows(c)]
+    assert len({json.dumps(i) for i in ids}) == 3
+
+
+def test_bytes_do_not_depend_on_the_blas_kernel(mini, tmp_path):
+    code = ("import sys; from assets_manifest import ict_facekit; "
+            "ict_facekit.build(sys.argv[1], sys.argv[2], 2, seed=3, identity_sigma=1.7, progress=False)")
+    outs = {}
+    for name, extra in {"default": {}, "prescott": {"OPENBLAS_CORETYPE": "Prescott"}}.items():
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE",)}
+        env.update(PYTHONPATH=ROOT, **extra)
+        r = subprocess.run([sys.executable, "-c", code, mini, str(tmp_path / name)], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        outs[name] = _files(str(tmp_path / name))
+    assert outs["default"] == outs["prescott"] and len(outs["default"]) == 7
+
+
+def _no_neutral(root):
+    os.remove(os.path.join(root, "FaceXModel", "generic_neutral_mesh.obj"))
+    return "generic_neutral_mesh.obj"
+
+
+def _mismatch(root):
+    v, f, _, _ = _mini_arrays()
+    _write_obj(os.path.join(root, "FaceXModel", "identity001.obj"), v[:-3], f[:-40])
+    return "identity001.obj"
+
+
+def _no_mtl(root):
+    os.remove(os.path.join(root, "FaceXModel", "ICTFaceModelMaterial.mtl"))
+    return "ICTFaceModelMaterial.mtl"
+
+
+def _empty(root):
+    for p in glob.glob(os.path.join(root, "FaceXModel", "*")):
+        os.remove(p)
+    return "FaceXModel"
+
+
+def _missing(root):
+    return "does-not-exist"
+
+
+@pytest.mark.parametrize("breaks", [_no_neutral, _mismatch, _no_mtl, _empty, _missing])
+def test_bad_input_is_one_line_naming_the_file_and_writes_nothing(mini, tmp_path, breaks):
+    named = breaks(mini)
+    path = os.path.join(tmp_path, named) if breaks is _missing else mini
+    out = tmp_path / "out" / "cat"
+    r = run_cli("assets", "ict-facekit", path, "--heads", "2", "--out", str(out), "-q")
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], r.stderr
+    assert not out.exists() and (not out.parent.exists() or not os.listdir(out.parent))
+
+
+def test_an_existing_folder_is_kept_unless_overwrite_names_a_catalog(mini, tmp_path):
+    out = tmp_path / "cat"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    r = run_cli("assets", "ict-facekit", mini, "--heads", "1", "--out", str(out), "--overwrite", "-q")
+    assert r.returncode == 1 and "not a catalog" in r.stderr and (out / "notes.txt").read_text() == "mine"
+    ict_facekit.build(mini, str(tmp_path / "cat2"), 1, progress=False)
+    r = run_cli("assets", "ict-facekit", mini, "--heads", "2", "--out", str(tmp_path / "cat2"), "-q")
+    assert r.returncode == 1 and "--overwrite" in r.stderr
+    r = run_cli("assets", "ict-facekit", mini, "--heads", "2", "--out", str(tmp_path / "cat2"), "--overwrite", "-q")
+    assert r.returncode == 0, r.stderr
+    assert len(read_rows(str(tmp_path / "cat2" / "manifest.parquet"))) == 2
+
+
+def test_ctrl_c_leaves_no_catalog(mini, tmp_path, monkeypatch):
+    from synthgen import cli
+
+    real, calls = ict_facekit.write_head, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ict_facekit, "write_head", interrupted)
+    out = tmp_path / "cat"
+    assert cli.main(["assets", "ict-facekit", mini, "--heads", "3", "--out", str(out), "-q"]) == 130
+    assert len(calls) == 2 and os.listdir(tmp_path) == ["ICT-FaceKit"]  # no DIR, no temporary folder
+
+
+def test_fewer_identity_modes_work(tmp_path):
+    root = make_mini_facekit(str(tmp_path / "ict"), identities=1)
+    m = ict_facekit.build(root, str(tmp_path / "cat"), 2, progress=False)
+    p = [json.loads(r["head"]["generator_params"]) for r in read_rows(m)]
+    assert [list(x["identity_weights"]) for x in p] == [["identity000"]] * 2
+    assert all(x["identity_modes"] == 1 for x in p)
+
+
+def test_expression_mixes_are_sparse_and_never_oppose():
+    rng = np.random.default_rng(0)
+    seen: dict[str, int] = {}
+    sizes = []
+    for _ in range(3000):
+        w = ict_facekit.sample_expression(rng)
+        assert ict_facekit.opposing_pairs(w) == [], w
+        assert all(0 < x <= 1 for x in w.values())
+        sizes.append(len(w))
+        for k in w:
+            seen[k] = seen.get(k, 0) + 1
+    assert max(sizes) <= 13 and np.mean(sizes) < 5 and sizes.count(0) > 100  # sparse: a few of 53 shapes
+    for shape in ("eyeBlink_L", "eyeBlink_R", "mouthSmile_L", "jawOpen", "eyeWide_L", "browInnerUp_L"):
+        assert seen.get(shape, 0) > 50, (shape, seen)
+    assert ict_facekit.opposing_pairs({"jawLeft": 0.5, "jawRight": 0.2}) == [("jawLeft", "jawRight")]
+
+
+def test_identity_sigma_scales_the_weights(mini):
+    kit = ict_facekit.load(mini)
+    a = ict_facekit.sample_head(kit, 4, 0, 1.0).identity
+    b = ict_facekit.sample_head(kit, 4, 0, 0.5).identity
+    assert all(abs(b[k] - 0.5 * a[k]) < 2e-6 for k in a) and any(abs(x) > 0.05 for x in a.values())
