@@ -22,17 +22,18 @@ EXPRESSIONS = ["eyeBlink_L", "eyeBlink_R", "jawOpen"]
 HEADER = "# ICT FaceKit (miniature test model)\n"
 
 
-def _mini_arrays():
-    """Neutral sphere (cm, Y up, face toward +Z), 3 identity and 3 expression shapes on its topology."""
+def _mini_arrays(identities: int = 3):
+    """Neutral sphere (cm, Y up, face toward +Z), identity (3 smooth, then noisy) and 3 expression shapes."""
     m = trimesh.creation.icosphere(subdivisions=3, radius=11.0)
     v, f = np.asarray(m.vertices), np.asarray(m.faces)
     x, y, z = v.T
-    identities = [v * [1.08, 1.0, 1.0], v + np.stack([0 * x, 0.1 * z, 0 * z], 1), v * [1.0, 1.0, 0.93]]
+    ids = [v * [1.08, 1.0, 1.0], v + np.stack([0 * x, 0.1 * z, 0 * z], 1), v * [1.0, 1.0, 0.93]]
+    ids += [v + np.random.default_rng(i).normal(0, 0.05, v.shape) for i in range(3, identities)]
     lid = np.exp(-((y - 4.0) ** 2 + (z - 9.0) ** 2) / 8.0)
     blink_l = v + np.stack([0 * x, -1.5 * lid * (x > 0), 0 * z], 1)
     blink_r = v + np.stack([0 * x, -1.5 * lid * (x < 0), 0 * z], 1)
     jaw = v + np.stack([0 * x, -2.0 * np.clip(-y / 11.0, 0, 1), -0.5 * np.clip(-y / 11.0, 0, 1)], 1)
-    return v, f, identities, [blink_l, blink_r, jaw]
+    return v, f, ids[:identities], [blink_l, blink_r, jaw]
 
 
 def _write_obj(path: str, v: np.ndarray, f: np.ndarray) -> None:
@@ -52,9 +53,9 @@ def make_mini_facekit(root: str, identities: int = 3) -> str:
     """A FaceKit-layout clone at ``root`` (with FaceXModel/); returns ``root``."""
     folder = os.path.join(root, "FaceXModel")
     os.makedirs(folder)
-    v, f, ids, exps = _mini_arrays()
+    v, f, ids, exps = _mini_arrays(identities)
     _write_obj(os.path.join(folder, "generic_neutral_mesh.obj"), v, f)
-    for i, s in enumerate(ids[:identities]):
+    for i, s in enumerate(ids):
         _write_obj(os.path.join(folder, f"identity{i:03d}.obj"), s, f)
     for name, s in zip(EXPRESSIONS, exps):
         _write_obj(os.path.join(folder, f"{name}.obj"), s, f)
@@ -139,18 +140,24 @@ def test_same_seed_same_bytes_other_seed_other_heads(mini, tmp_path):
     assert len({json.dumps(i) for i in ids}) == 3
 
 
-def test_bytes_do_not_depend_on_the_blas_kernel(mini, tmp_path):
-    code = ("import sys; from assets_manifest import ict_facekit; "
-            "ict_facekit.build(sys.argv[1], sys.argv[2], 2, seed=3, identity_sigma=1.7, progress=False)")
-    outs = {}
+def test_bytes_do_not_depend_on_the_blas_kernel(tmp_path):
+    # 100 identity modes, as the real model: a BLAS product over them rounds differently per kernel
+    mini = make_mini_facekit(str(tmp_path / "ict100"), identities=100)
+    # the files (7 decimals) and the float64 blend itself, whose last bits the decimals could hide
+    code = ("import sys, hashlib; from assets_manifest import ict_facekit as k; "
+            "k.build(sys.argv[1], sys.argv[2], 2, seed=3, identity_sigma=1.7, progress=False); kit = k.load(sys.argv[1]); "
+            "print(hashlib.sha256(b''.join(k.blend(kit, k.sample_head(kit, 3, i, 1.7)).tobytes() "
+            "for i in range(4))).hexdigest())")
+    outs, blends = {}, {}
     for name, extra in {"default": {}, "prescott": {"OPENBLAS_CORETYPE": "Prescott"}}.items():
         env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE",)}
         env.update(PYTHONPATH=ROOT, **extra)
         r = subprocess.run([sys.executable, "-c", code, mini, str(tmp_path / name)], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
-        outs[name] = _files(str(tmp_path / name))
+        outs[name], blends[name] = _files(str(tmp_path / name)), r.stdout.split()[-1]
     assert outs["default"] == outs["prescott"] and len(outs["default"]) == 7
+    assert blends["default"] == blends["prescott"]
 
 
 def _no_neutral(root):
