@@ -156,34 +156,37 @@ for o in objs:
         mats[m.name] = {"role": m.get("synthgen_role"), "nodes": sorted({n.type for n in m.node_tree.nodes}),
                         "sss": max([n.inputs["Subsurface Weight"].default_value for n in m.node_tree.nodes
                                     if n.type == "BSDF_PRINCIPLED"] or [0.0])}
-# a tiny render: camera in front of the face, uniform white world
-scene = bpy.context.scene
-scene.render.engine = "CYCLES"; scene.cycles.device = "CPU"; scene.cycles.samples = 8
-scene.cycles.use_denoising = False
-scene.render.resolution_x = scene.render.resolution_y = 24
-world = bpy.data.worlds.new("w"); scene.world = world
-world.node_tree.nodes["Background"].inputs["Color"].default_value = (1, 1, 1, 1)
-cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam")); scene.collection.objects.link(cam)
-# aim along skin -> occlusion (whatever axes the importer chose), 0.6 m in front of the occlusion layer
-from mathutils import Vector
-centres = {}
-for o in objs:
-    for poly in o.data.polygons:
-        name = o.material_slots[poly.material_index].material.get("synthgen_role")
-        centres.setdefault(name, []).append(o.matrix_world @ poly.center)
-occ = sum(centres["eye_occlusion"], Vector()) / len(centres["eye_occlusion"])
-skin = sum(centres["skin"], Vector()) / len(centres["skin"])
-cam.location = occ + 0.6 * (occ - skin).normalized()
-cam.rotation_euler = (occ - cam.location).to_track_quat("-Z", "Y").to_euler()
-cam.data.lens = 50
-scene.camera = cam
-scene.render.image_settings.file_format = "OPEN_EXR"; scene.render.filepath = out + ".exr"
-bpy.ops.render.render(write_still=True)
-img = bpy.data.images.load(out + ".exr")
-px = np.array(img.pixels[:]).reshape(24, 24, 4)[..., :3].mean(-1)
-ring = [px[11:13, 6:8], px[11:13, 16:18], px[6:8, 11:13], px[16:18, 11:13]]
-json.dump({"mats": mats, "centre": float(px[11:13, 11:13].mean()), "skin": float(np.mean(ring)),
-           "modules": sorted(m for m in sys.modules if m.startswith("assets_manifest.heads"))}, open(out, "w"))
+result = {}
+if "eye_occlusion" in {m["role"] for m in mats.values()}:
+    # a tiny render: camera in front of the face, uniform white world
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"; scene.cycles.device = "CPU"; scene.cycles.samples = 8
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x = scene.render.resolution_y = 24
+    world = bpy.data.worlds.new("w"); scene.world = world
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (1, 1, 1, 1)
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam")); scene.collection.objects.link(cam)
+    # aim along skin -> occlusion (whatever axes the importer chose), 0.6 m in front of the occlusion layer
+    from mathutils import Vector
+    centres = {}
+    for o in objs:
+        for poly in o.data.polygons:
+            name = o.material_slots[poly.material_index].material.get("synthgen_role")
+            centres.setdefault(name, []).append(o.matrix_world @ poly.center)
+    occ = sum(centres["eye_occlusion"], Vector()) / len(centres["eye_occlusion"])
+    skin = sum(centres["skin"], Vector()) / len(centres["skin"])
+    cam.location = occ + 0.6 * (occ - skin).normalized()
+    cam.rotation_euler = (occ - cam.location).to_track_quat("-Z", "Y").to_euler()
+    cam.data.lens = 50
+    scene.camera = cam
+    scene.render.image_settings.file_format = "OPEN_EXR"; scene.render.filepath = out + ".exr"
+    bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(out + ".exr")
+    px = np.array(img.pixels[:]).reshape(24, 24, 4)[..., :3].mean(-1)
+    ring = [px[11:13, 6:8], px[11:13, 16:18], px[6:8, 11:13], px[16:18, 11:13]]
+    result = {"centre": float(px[11:13, 11:13].mean()), "skin": float(np.mean(ring))}
+json.dump(dict(result, mats=mats, modules=sorted(m for m in sys.modules if m.startswith("assets_manifest.heads"))),
+          open(out, "w"))
 """
 
 
