@@ -81,10 +81,14 @@ def _probe_trimesh(path: str) -> dict[str, Any]:
         bbox_min = bbox_max = np.zeros(3)
     suffix = os.path.splitext(path)[1].lower()
     textures: list[dict[str, Any]] = []
+    materials: list[str] = []
+    declared: dict[str, str] = {}
     if suffix == ".obj":
         textures = _obj_textures(path)
+        materials = _obj_materials(path)
     elif suffix in (".glb", ".gltf"):
         textures = _gltf_textures(path)
+        materials, declared = gltf_materials(path)
     return {
         "vertices": int(verts),
         "faces": int(faces),
@@ -92,7 +96,42 @@ def _probe_trimesh(path: str) -> dict[str, Any]:
         "bbox_max": [float(x) for x in bbox_max],
         "parts": sorted(scene.geometry.keys()),
         "textures": textures,
+        "materials": materials,  # slot names, for material roles (not a manifest field)
+        "declared_roles": declared,
     }
+
+
+def _obj_materials(path: str) -> list[str]:
+    """The material names an OBJ's faces use (``usemtl``), in first-use order."""
+    seen: dict[str, None] = {}
+    with open(path, "r", errors="replace") as f:
+        for line in f:
+            if line.startswith("usemtl"):
+                parts = line.split(None, 1)
+                if len(parts) == 2 and parts[0] == "usemtl":
+                    seen.setdefault(parts[1].strip(), None)
+    return list(seen)
+
+
+def gltf_materials(path: str) -> tuple[list[str], dict[str, str]]:
+    """A glTF's material names, and the roles its materials declare in ``extras.synthgen_role``."""
+    names, declared = [], {}
+    for i, mat in enumerate(_gltf_json(path).get("materials", [])):
+        name = mat.get("name") or f"material_{i}"
+        names.append(name)
+        role = (mat.get("extras") or {}).get("synthgen_role")
+        if isinstance(role, str):
+            declared[name] = role
+    return names, declared
+
+
+def gltf_material_extras(path: str) -> dict[str, dict[str, Any]]:
+    """``{material name: extras}`` of a glTF/GLB (the procedural heads' role parameters live there)."""
+    out = {}
+    for i, mat in enumerate(_gltf_json(path).get("materials", [])):
+        if isinstance(mat.get("extras"), dict):
+            out[mat.get("name") or f"material_{i}"] = mat["extras"]
+    return out
 
 
 def _obj_textures(path: str) -> list[dict[str, Any]]:

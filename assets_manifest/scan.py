@@ -3,7 +3,9 @@
 Licence and source come, in order of precedence, from a per-file sidecar
 ``<file>.asset.json``, the nearest ``_catalog.json`` in the file's folder or
 above it (up to the scanned root), then the ``license``/``source`` defaults
-(command-line flags). A sidecar may also pin ``split``. Unknown sidecar keys
+(command-line flags). A sidecar may also pin ``split``, and map material slots
+to roles (``material_roles``, :mod:`assets_manifest.material_roles`; the file's
+and the folders' mappings are merged, the file's winning). Unknown sidecar keys
 are errors, so a typo never silently drops a licence.
 """
 
@@ -16,14 +18,13 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from assets_manifest import checks, hdri_io, hdri_stats, licenses, mesh_probe, splits
+from assets_manifest import checks, hdri_io, hdri_stats, licenses, material_roles, mesh_probe, splits
 from assets_manifest.mesh_probe import BlenderProbe
 from assets_manifest.schema import AssetError, make_asset_id, relative_uri, sha256_file
 
 SIDECAR_SUFFIX = ".asset.json"
 FOLDER_SIDECAR = "_catalog.json"
-SIDECAR_KEYS = {"license", "source", "split",
-                "units", "up_axis", "forward_axis", "material_roles"}  # issue 14 (checked by their helpers)
+SIDECAR_KEYS = {"license", "source", "split", "material_roles", "units", "up_axis", "forward_axis"}
 
 
 @dataclass
@@ -54,6 +55,8 @@ def _read_sidecar(path: str) -> dict[str, Any]:
     unknown = sorted(set(data) - SIDECAR_KEYS)
     if unknown:
         raise AssetError(f"{path}: unknown sidecar key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(SIDECAR_KEYS))})")
+    if "material_roles" in data:
+        material_roles.check_mapping(data["material_roles"], path)
     return data
 
 
@@ -70,11 +73,25 @@ def sidecar_for(path: str, root: str) -> dict[str, Any]:
     for d in reversed(chain):  # outermost first, nearer folders override
         f = os.path.join(d, FOLDER_SIDECAR)
         if os.path.exists(f):
-            merged.update(_read_sidecar(f))
+            _merge(merged, _read_sidecar(f))
     own = path + SIDECAR_SUFFIX
     if os.path.exists(own):
-        merged.update(_read_sidecar(own))
+        _merge(merged, _read_sidecar(own))
     return merged
+
+
+def _merge(merged: dict[str, Any], data: dict[str, Any]) -> None:
+    """Nearer sidecars override; ``material_roles`` mappings are merged key by key."""
+    roles = {**merged.get("material_roles", {}), **data.get("material_roles", {})}
+    merged.update(data)
+    if roles:
+        merged["material_roles"] = roles
+
+
+def own_material_roles(path: str) -> dict[str, str]:
+    """The ``material_roles`` of the file's own sidecar: each key must name one of its materials."""
+    own = path + SIDECAR_SUFFIX
+    return _read_sidecar(own).get("material_roles", {}) if os.path.exists(own) else {}
 
 
 def record_for(
@@ -86,10 +103,14 @@ def record_for(
     generator: str | None = None,
     generator_params: str | None = None,
     probe_blender: BlenderProbe | None = None,
+    roles: dict[str, str] | None = None,
+    strict_roles: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """One manifest row for ``path`` plus the problems found; the row is None-free only if no problems.
 
-    ``probe_blender`` reads FBX/.blend heads (:func:`assets_manifest.mesh_probe.probe_mesh`)."""
+    ``probe_blender`` reads FBX/.blend heads (:func:`assets_manifest.mesh_probe.probe_mesh`).
+    ``roles`` is the sidecars' ``material_roles``; ``strict_roles`` the file's own, whose keys
+    must each name a material of the head (:func:`assets_manifest.material_roles.resolve`)."""
     kind = kind_of(path)
     if kind is None:
         raise AssetError(f"{path}: not a head ({', '.join(mesh_probe.MESH_SUFFIXES)}) or HDRI ({', '.join(hdri_io.HDRI_SUFFIXES)})")
@@ -114,6 +135,8 @@ def record_for(
         row["asset_id"] = make_asset_id(kind, [digest])
         return row, problems
     info = mesh_probe.probe_mesh(path, probe_blender)
+    materials, declared = info.pop("materials", []), info.pop("declared_roles", {})
+    info["material_roles"] = material_roles.resolve(materials, roles, declared, strict_roles, where=path)
     problems = checks.check_head(path, info)
     for tex in info["textures"]:
         if not problems and not tex["uri"].startswith("embedded:"):
@@ -155,7 +178,8 @@ def scan(
             if lic is None:
                 raise AssetError(f"{path}: no licence (add {os.path.basename(path)}{SIDECAR_SUFFIX}, a {FOLDER_SIDECAR}, or --license)")
             row, problems = record_for(path, manifest_path, lic, meta.get("source", source or ""),
-                                       probe_blender=probe_blender)
+                                       probe_blender=probe_blender, roles=meta.get("material_roles"),
+                                       strict_roles=own_material_roles(path))
         except AssetError as e:
             row, problems = None, [str(e)]
         if not problems and row["asset_id"] in first_with:

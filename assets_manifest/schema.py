@@ -32,6 +32,13 @@ TEXTURE_ROLES = ("albedo", "normal", "roughness", "specular", "subsurface")
 # variable-length lists: pyarrow cannot read back fixed-size lists inside a null struct
 _vec3 = pa.list_(pa.float64())
 
+MATERIAL_ROLE_TYPE = pa.struct(
+    [
+        pa.field("material", pa.string(), nullable=False),
+        pa.field("role", pa.string(), nullable=False),  # assets_manifest.material_roles.ROLES
+    ]
+)
+
 TEXTURE_TYPE = pa.struct(
     [
         pa.field("role", pa.string(), nullable=False),
@@ -50,6 +57,8 @@ HEAD_TYPE = pa.struct(
         pa.field("textures", pa.list_(TEXTURE_TYPE)),
         pa.field("generator", pa.string()),
         pa.field("generator_params", pa.string()),  # JSON
+        # optional (null in manifests written before it existed): material slot -> role
+        pa.field("material_roles", pa.list_(MATERIAL_ROLE_TYPE)),
     ]
 )
 

@@ -8,7 +8,7 @@ node that renders looks the files up here, in the manifests the job names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from assets_manifest.schema import read_rows, resolve_uri
@@ -22,15 +22,20 @@ class AssetNotFound(FileNotFoundError):
 class AssetPaths:
     catalogs: tuple[str, ...]
     paths: dict[str, str]  # asset_id -> local path or URL
+    # head asset_id -> what the renderer needs beside the file (material roles, textures, appearance)
+    heads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_catalogs(cls, catalogs: list[str]) -> "AssetPaths":
         paths: dict[str, str] = {}
+        heads: dict[str, dict[str, Any]] = {}
         for manifest in catalogs:
             for row in read_rows(manifest):
                 # an id is its content: any catalog that lists it has the same bytes
                 paths.setdefault(row["asset_id"], resolve_uri(row["uri"], manifest))
-        return cls(catalogs=tuple(catalogs), paths=paths)
+                if row["kind"] == "head" and row.get("head") and row["asset_id"] not in heads:
+                    heads[row["asset_id"]] = _head_info(row["head"], manifest)
+        return cls(catalogs=tuple(catalogs), paths=paths, heads=heads)
 
     def path(self, asset_id: str) -> str:
         try:
@@ -43,7 +48,23 @@ class AssetPaths:
     def locate(self, row: dict[str, Any]) -> dict[str, Any]:
         """A plan row plus where its files are (``head_path``, each lighting's ``hdri_path``), for the renderer.
 
-        Only the renderer sees these paths; samples are built from the plan row itself.
+        It also carries the head's manifest fields the renderer's materials use: ``material_roles``
+        (list of ``{"material", "role"}``, None when the manifest has none), ``head_textures`` (role,
+        path) and ``head_generator_params`` (JSON, for an ``appearance`` object). Only the renderer
+        sees these; samples are built from the plan row itself.
         """
+        head = self.heads.get(row["head_asset_id"], {})
         return dict(row, head_path=self.path(row["head_asset_id"]),
+                    material_roles=head.get("material_roles"), head_textures=head.get("textures", []),
+                    head_generator_params=head.get("generator_params"),
                     lightings=[dict(lt, hdri_path=self.path(lt["hdri_asset_id"])) for lt in row["lightings"]])
+
+
+def _head_info(head: dict[str, Any], manifest: str) -> dict[str, Any]:
+    roles = head.get("material_roles")
+    return {
+        "material_roles": [dict(r) for r in roles] if roles is not None else None,
+        "textures": [{"role": t["role"], "path": t["uri"] if t["uri"].startswith("embedded:")
+                      else resolve_uri(t["uri"], manifest)} for t in head.get("textures") or []],
+        "generator_params": head.get("generator_params"),
+    }

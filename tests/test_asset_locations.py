@@ -70,8 +70,10 @@ def test_assets_are_located_in_the_jobs_catalogs_at_render_time(two_catalogs):
         assert located["head_path"].startswith(folder + os.sep) and os.path.isfile(located["head_path"])
         for lt in located["lightings"]:
             assert lt["hdri_path"] == os.path.join(folder, "hdri", lt["hdri_name"] + ".exr")
-        assert {k: v for k, v in located.items() if k not in ("head_path", "lightings")} == \
+        added = ("head_path", "lightings", "material_roles", "head_textures", "head_generator_params")
+        assert {k: v for k, v in located.items() if k not in added} == \
             {k: v for k, v in row.items() if k != "lightings"}
+        assert set(located) - set(row) == set(added) - {"lightings"}  # the head's manifest fields, for materials
     with pytest.raises(AssetNotFound) as e:
         AssetPaths.from_catalogs([two_catalogs[1]]).locate(dict(row, head_asset_id="head-0123456789abcdef"))
     assert str(e.value).startswith(f"head-0123456789abcdef: planned, but none of the job's catalogs lists it "

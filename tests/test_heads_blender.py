@@ -43,8 +43,9 @@ def test_glb_imports_with_parts_and_materials(glb):
     cornea = _principled(objects["cornea_L"])
     assert cornea.inputs["Transmission Weight"].default_value == 1.0
     assert cornea.inputs["Roughness"].default_value == 0.0
-    assert objects["eye_L"].data.materials[0].name.startswith("head_eye")
-    assert objects["hair"].data.materials[0].name.startswith("head_hair")
+    # one role-based path: each part's material is built for the role its GLB material declares
+    assert objects["eye_L"].data.materials[0]["synthgen_role"] == "iris"
+    assert objects["hair"].data.materials[0]["synthgen_role"] == "hair"
     # eyeball UV v is the angle from the gaze axis / pi: v ~ 0 looks out of the face (-Y)
     eye = objects["eye_L"]
     v = np.array([d.uv[1] for d in eye.data.uv_layers[0].data])

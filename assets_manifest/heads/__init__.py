@@ -6,7 +6,8 @@
     meta = write_head_glb(p, "head_0007.glb")
 
 Units are metres, +Z up, the face looks toward -Y (see geometry's docstring);
-materials are built on the Blender side by synthgen.render.head_materials.
+materials are built on the Blender side by synthgen.render.role_materials
+from the roles and parameters in the GLB's material extras.
 """
 
 from .export import FORMAT, read_head_record, write_head_glb

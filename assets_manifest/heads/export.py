@@ -6,7 +6,13 @@ glTF importer rotates them back. The scene's `extras["synthgen_head"]`
 holds the format tag, the full params (`HeadParams.to_dict()`), the derived
 material values, landmarks (in +Z-up metres) and the eye UV bands; the skin
 node's extras hold the same record and every node names its part in
-`extras["synthgen_part"]`. Output bytes depend only on the params, not on
+`extras["synthgen_part"]`. Each glTF material is named after its part's
+material role (``skin``, ``iris`` for the eyeballs, ``cornea``, ``hair``) and
+carries the role and every parameter its shader needs in
+`extras["synthgen_role"]` and `extras["synthgen_material"]` (colours, skin
+regions as object-space ellipsoids, the eyeball's UV bands), so the renderer
+builds its materials through the same role path as any imported head,
+without this generator (:func:`material_extras`). Output bytes depend only on the params, not on
 the CPU or BLAS: no `@`/np.dot here (the axis change is a permutation) and
 normals are unit vectors computed with portable_math, written without
 trimesh's np.dot-based re-unitizing.
@@ -70,6 +76,38 @@ def head_record(params: HeadParams, parts: dict[str, trimesh.Trimesh]) -> dict:
     }
 
 
+def _r(values) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def material_extras(record: dict) -> dict[str, dict]:
+    """``{glTF material name: extras}``: each part's role and shader parameters (plain float math only)."""
+    p, mats, lm = record["params"], record["materials"], record["landmarks"]
+    s = p["head_scale"]
+    mouth = lm["mouth"]
+    skin = {
+        "albedo": mats["skin_albedo"], "lip_albedo": mats["lip_albedo"],
+        "roughness": p["roughness"], "roughness_variation": p["roughness_variation"],
+        "micro_detail": p["micro_detail"], "subsurface_weight": p["subsurface_weight"],
+        "subsurface_radius_mm": p["subsurface_radius_mm"], "subsurface_radius_rgb_mm": mats["subsurface_radius_rgb_mm"],
+        "scale": s, "seed": p["seed"], "blush": round(0.35 * min(1.0, p["haemoglobin"] / 0.02), 6),
+        "regions": {
+            "lips": {"centre": _r((mouth[0], mouth[1] - 0.004 * s, mouth[2] - 0.001 * s)),
+                     "radii": _r((0.026 * s * p["mouth_width"], 0.02 * s, 0.0115 * s)), "inner": 0.55},
+            "blush": [{"centre": _r((sx * 0.042 * s, -0.062 * s, -0.028 * s)),
+                       "radii": _r((0.024 * s, 0.03 * s, 0.024 * s)), "inner": 0.2} for sx in (1.0, -1.0)],
+        },
+    }
+    iris = {"color": mats["iris_albedo"], "seed": p["seed"], "coat": 0.0, "uv_bands": dict(record["eye_uv"])}
+    hair = {"color": mats["hair_albedo"], "scale": s}
+    return {
+        "skin": {"synthgen_role": "skin", "synthgen_material": skin},
+        "iris": {"synthgen_role": "iris", "synthgen_material": iris},
+        "cornea": {"synthgen_role": "cornea", "synthgen_material": {}},
+        "hair": {"synthgen_role": "hair", "synthgen_material": hair},
+    }
+
+
 def _material(name: str, mats: dict, params: HeadParams) -> PBRMaterial:
     """Preview-grade glTF materials; Blender rebuilds proper ones from the extras."""
     def rgba(rgb, a=1.0):
@@ -79,7 +117,7 @@ def _material(name: str, mats: dict, params: HeadParams) -> PBRMaterial:
         return PBRMaterial(name="skin", baseColorFactor=rgba(mats["skin_albedo"]),
                            roughnessFactor=float(params.roughness), metallicFactor=0.0)
     if name.startswith("eye"):
-        return PBRMaterial(name="eye", baseColorFactor=rgba([0.8, 0.78, 0.74]),
+        return PBRMaterial(name="iris", baseColorFactor=rgba([0.8, 0.78, 0.74]),
                            roughnessFactor=0.3, metallicFactor=0.0)
     if name.startswith("cornea"):
         return PBRMaterial(name="cornea", baseColorFactor=rgba([1.0, 1.0, 1.0], 0.05),
@@ -107,7 +145,12 @@ def head_scene(params: HeadParams) -> tuple[trimesh.Scene, dict]:
 
 
 def _add_node_extras(record: dict):
+    extras_by_material = material_extras(record)
+
     def post(tree: dict) -> None:
+        for mat in tree.get("materials", []):
+            if mat.get("name") in extras_by_material:
+                mat["extras"] = extras_by_material[mat["name"]]
         for node in tree.get("nodes", []):
             name = node.get("name")
             if name in record["parts"]:

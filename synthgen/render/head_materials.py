@@ -1,26 +1,29 @@
-"""Blender materials for procedural heads, built from the params in the GLB.
+"""The Cycles shaders of the head material roles that need the skin and eye models.
 
-`import_head_glb` imports a GLB written by assets_manifest.heads and swaps
-its preview glTF materials for Cycles ones:
+Each builder takes a plain parameter dict (the procedural GLB's material
+extras, or values derived from an ``appearance`` object; see
+``synthgen.render.role_materials``, which picks the builder for a slot's
+role) and optional image textures. Nothing here reads the head generator.
 
-- skin: Principled BSDF with random-walk (skin) subsurface scattering. Base
-  colour comes from the melanin/haemoglobin model (recorded in the GLB),
-  tinted toward the lip colour around the mouth and gently mottled; the
-  roughness varies spatially; pores and fine wrinkles are a bump map whose
-  strength is `micro_detail`. Masks are in object space, which is the
-  generator's space (metres, +Z up) because the importer undoes glTF's +Y up.
-- eyes: sclera, iris and pupil from the eyeball's UV v (angle from the gaze
-  axis / pi), a radially streaked iris with a dark limbal ring.
+- skin (and lips): Principled BSDF with random-walk (skin) subsurface
+  scattering. The base colour is the melanin/haemoglobin albedo, or the
+  asset's albedo texture; optional region masks (ellipsoids in object space,
+  metres, +Z up) tint toward the lip colour and add blush; gentle mottling;
+  roughness varies spatially (or comes from a roughness texture); pores and
+  fine wrinkles are a bump map of strength ``micro_detail`` on top of any
+  normal map.
+- iris: with ``uv_bands`` (the procedural eyeball, v = angle from the gaze
+  axis / pi) sclera, a radially streaked iris with a dark limbal ring and the
+  pupil; without, a streaked iris colour (or its texture) under a wet coat.
+- sclera: off-white, slightly veined toward the back, wet coat.
 - cornea: clear refracting shell (IOR 1.376); shadow and diffuse rays pass
   through it, so the iris is lit without caustic noise.
-- hair: Principled BSDF in the hair-melanin colour with strand-like bump.
+- hair: Principled BSDF in the hair colour with strand-like bump (a cap).
 """
 
 from __future__ import annotations
 
 import bpy
-
-from assets_manifest.heads.export import read_head_record
 
 SCLERA = (0.56, 0.52, 0.48)
 PUPIL = (0.004, 0.004, 0.004)
@@ -123,40 +126,76 @@ def _ellipsoid_mask(g: _Graph, coords, centre, radii, inner: float = 0.55):
     return g.math("SUBTRACT", 1.0, g.smoothstep(dist, inner, 1.0))
 
 
-def skin_material(record: dict, subsurface_method: str = DEFAULT_SUBSURFACE_METHOD) -> bpy.types.Material:
-    p, mats, lm = record["params"], record["materials"], record["landmarks"]
-    s = p["head_scale"]
-    mat = bpy.data.materials.new("head_skin")
+def image_node(g: _Graph, image, colour: bool = True, channel: str | None = None):
+    """An image texture on the slot's UVs; returns its colour (or one channel / alpha) socket."""
+    img = g.node("ShaderNodeTexImage")
+    img.image = image
+    if not colour:
+        image.colorspace_settings.name = "Non-Color"
+    if channel == "Alpha":
+        return img.outputs["Alpha"]
+    if channel:
+        sep = g.node("ShaderNodeSeparateColor")
+        g.set(sep, "Color", img.outputs["Color"])
+        return sep.outputs[channel]
+    return img.outputs["Color"]
+
+
+def texture(g: _Graph, textures: dict, role: str):
+    """The socket of the slot's ``role`` texture; ``textures``: role -> (image, channel or None)."""
+    image, channel = textures[role]
+    return image_node(g, image, colour=role == "albedo", channel=channel)
+
+
+def skin_material(p: dict, textures: dict | None = None, subsurface_method: str = DEFAULT_SUBSURFACE_METHOD,
+                  name: str = "head_skin") -> bpy.types.Material:
+    """Skin (or lips: ``p["lips"]``) from the parameters; ``textures``: role -> (image, channel)."""
+    textures = textures or {}
+    s = p.get("scale", 1.0)
+    mat = bpy.data.materials.new(name)
     g = _Graph(mat)
     coords = g.node("ShaderNodeTexCoord").outputs["Object"]
-    seed_offset = (p["seed"] % 997) * 0.731
+    seed_offset = (p.get("seed", 0) % 997) * 0.731
+    regions = p.get("regions", {})
 
     # mottling: large soft noise modulating melanin/blood slightly
     mottle = g.node("ShaderNodeTexNoise", Scale=40.0 / s, Detail=3.0, Roughness=0.5,
                     W=seed_offset, _noise_dimensions="4D")
     g.set(mottle, "Vector", coords)
-    mouth = lm["mouth"]
-    lip_r = (0.026 * s * p["mouth_width"], 0.02 * s, 0.0115 * s)
-    lips = _ellipsoid_mask(g, coords, (mouth[0], mouth[1] - 0.004 * s, mouth[2] - 0.001 * s), lip_r)
-    blush = None
-    for sx in (1.0, -1.0):
-        m = _ellipsoid_mask(g, coords, (sx * 0.042 * s, -0.062 * s, -0.028 * s), (0.024 * s, 0.03 * s, 0.024 * s), 0.2)
-        blush = m if blush is None else g.math("MAXIMUM", blush, m)
-    base = g.mix_rgb(g.math("MULTIPLY", blush, 0.35 * min(1.0, p["haemoglobin"] / 0.02)),
-                     mats["skin_albedo"], mats["lip_albedo"])
-    base = g.mix_rgb(lips, base, mats["lip_albedo"])
-    mottle_f = g.math("MULTIPLY_ADD", mottle.outputs["Fac"], 0.16, 0.92)
+    lips = None
+    if "lips" in regions:
+        r = regions["lips"]
+        lips = _ellipsoid_mask(g, coords, r["centre"], r["radii"], r.get("inner", 0.55))
+    if "albedo" in textures:
+        base = texture(g, textures, "albedo")
+        mottle_amount = 0.06  # the texture has its own variation
+    else:
+        base = p["albedo"]
+        blush = None
+        for r in regions.get("blush", []):
+            m = _ellipsoid_mask(g, coords, r["centre"], r["radii"], r.get("inner", 0.2))
+            blush = m if blush is None else g.math("MAXIMUM", blush, m)
+        if blush is not None:
+            base = g.mix_rgb(g.math("MULTIPLY", blush, p.get("blush", 0.35)), base, p["lip_albedo"])
+        if lips is not None:
+            base = g.mix_rgb(lips, base, p["lip_albedo"])
+        mottle_amount = 0.16
+    mottle_f = g.math("MULTIPLY_ADD", mottle.outputs["Fac"], mottle_amount, 1.0 - mottle_amount / 2)
     base = g.mix_rgb(1.0, base, g.gray(mottle_f), blend="MULTIPLY")
 
-    # roughness: mean +- variation, glossier lips
-    rough_noise = g.node("ShaderNodeTexNoise", Scale=120.0 / s, Detail=2.0, W=seed_offset + 5.0,
-                         _noise_dimensions="4D")
-    g.set(rough_noise, "Vector", coords)
-    var = g.math("MULTIPLY", g.math("SUBTRACT", rough_noise.outputs["Fac"], 0.5), 0.5 * p["roughness_variation"])
-    rough = g.math("ADD", p["roughness"], var)
-    rough = g.math("SUBTRACT", rough, g.math("MULTIPLY", lips, 0.15), clamp=True)
+    # roughness: mean +- variation (or the texture), glossier lips
+    if "roughness" in textures:
+        rough = texture(g, textures, "roughness")
+    else:
+        rough_noise = g.node("ShaderNodeTexNoise", Scale=120.0 / s, Detail=2.0, W=seed_offset + 5.0,
+                             _noise_dimensions="4D")
+        g.set(rough_noise, "Vector", coords)
+        var = g.math("MULTIPLY", g.math("SUBTRACT", rough_noise.outputs["Fac"], 0.5), 0.5 * p["roughness_variation"])
+        rough = g.math("ADD", p["roughness"], var)
+        if lips is not None:
+            rough = g.math("SUBTRACT", rough, g.math("MULTIPLY", lips, 0.15), clamp=True)
 
-    # micro detail: pores (fine) over wrinkle-scale noise
+    # micro detail: pores (fine) over wrinkle-scale noise, on top of the normal map if any
     pores = g.node("ShaderNodeTexNoise", Scale=2200.0 / s, Detail=1.0, W=seed_offset, _noise_dimensions="4D")
     g.set(pores, "Vector", coords)
     fine = g.node("ShaderNodeTexNoise", Scale=350.0 / s, Detail=4.0, W=seed_offset + 2.0, _noise_dimensions="4D")
@@ -164,8 +203,12 @@ def skin_material(record: dict, subsurface_method: str = DEFAULT_SUBSURFACE_METH
     height = g.math("ADD", pores.outputs["Fac"], g.math("MULTIPLY", fine.outputs["Fac"], 0.6))
     bump = g.node("ShaderNodeBump", Strength=0.35 * p["micro_detail"], Distance=0.0004 * s)
     g.set(bump, "Height", height)
+    if "normal" in textures:
+        nmap = g.node("ShaderNodeNormalMap")
+        g.set(nmap, "Color", texture(g, textures, "normal"))
+        g.set(bump, "Normal", nmap.outputs["Normal"])
 
-    radius = [c / p["subsurface_radius_mm"] for c in mats["subsurface_radius_rgb_mm"]]
+    radius = [c / p["subsurface_radius_mm"] for c in p["subsurface_radius_rgb_mm"]]
     bsdf = g.node("ShaderNodeBsdfPrincipled", _subsurface_method=subsurface_method)
     g.set(bsdf, "Base Color", base)
     g.set(bsdf, "Roughness", rough)
@@ -181,37 +224,76 @@ def skin_material(record: dict, subsurface_method: str = DEFAULT_SUBSURFACE_METH
     return mat
 
 
-def eye_material(record: dict) -> bpy.types.Material:
-    p, mats, uvb = record["params"], record["materials"], record["eye_uv"]
-    mat = bpy.data.materials.new("head_eye")
-    g = _Graph(mat)
-    uv = g.node("ShaderNodeUVMap", _uv_map="UVMap").outputs["UV"]
-    sep = g.node("ShaderNodeSeparateXYZ")
-    g.set(sep, "Vector", uv)
-    u, v = sep.outputs["X"], sep.outputs["Y"]
-    iris_v, pupil_v, limbus = uvb["iris_v"], uvb["pupil_v"], uvb["limbus_width_v"]
-    # radial streaks: fast noise around the pupil (u), slow along the radius (v)
-    streak_vec = g.node("ShaderNodeCombineXYZ", Z=(p["seed"] % 101) * 0.37)
+def _streaked_iris(g: _Graph, u, v, colour, seed: int):
+    """Iris colour with radial streaks: fast noise around the pupil (u), slow along the radius (v)."""
+    streak_vec = g.node("ShaderNodeCombineXYZ", Z=(seed % 101) * 0.37)
     g.set(streak_vec, "X", g.math("MULTIPLY", u, 90.0))
     g.set(streak_vec, "Y", g.math("MULTIPLY", v, 25.0))
     streak = g.node("ShaderNodeTexNoise", Scale=1.0, Detail=4.0, Roughness=0.6)
     g.set(streak, "Vector", streak_vec.outputs[0])
     shade = g.math("MULTIPLY_ADD", streak.outputs["Fac"], 1.3, 0.35)
-    iris_col = g.mix_rgb(1.0, mats["iris_albedo"], g.gray(shade), blend="MULTIPLY")
-    # darker collarette around the pupil and limbal ring at the iris edge
-    ring = g.smoothstep(v, iris_v - limbus, iris_v)
-    col = g.mix_rgb(g.math("MULTIPLY", ring, 0.85), iris_col, (0.01, 0.008, 0.006))
-    col = g.mix_rgb(g.smoothstep(v, pupil_v, pupil_v + 0.004), PUPIL, col)
-    sclera = g.mix_rgb(g.smoothstep(v, 0.3, 0.55), SCLERA, (0.7, 0.45, 0.4))
-    col = g.mix_rgb(g.smoothstep(v, iris_v, iris_v + 0.004), col, sclera)
+    return g.mix_rgb(1.0, colour, g.gray(shade), blend="MULTIPLY")
+
+
+def iris_material(p: dict, textures: dict | None = None, name: str = "head_iris") -> bpy.types.Material:
+    """The iris; with ``p["uv_bands"]`` the whole procedural eyeball (sclera, iris, pupil by UV v)."""
+    textures = textures or {}
+    mat = bpy.data.materials.new(name)
+    g = _Graph(mat)
+    uv = g.node("ShaderNodeUVMap", _uv_map="UVMap").outputs["UV"]
+    sep = g.node("ShaderNodeSeparateXYZ")
+    g.set(sep, "Vector", uv)
+    u, v = sep.outputs["X"], sep.outputs["Y"]
+    bands = p.get("uv_bands")
+    if "albedo" in textures:
+        col = texture(g, textures, "albedo")
+    elif bands:
+        iris_v, pupil_v, limbus = bands["iris_v"], bands["pupil_v"], bands["limbus_width_v"]
+        iris_col = _streaked_iris(g, u, v, p["color"], p.get("seed", 0))
+        # darker collarette around the pupil and limbal ring at the iris edge
+        ring = g.smoothstep(v, iris_v - limbus, iris_v)
+        col = g.mix_rgb(g.math("MULTIPLY", ring, 0.85), iris_col, (0.01, 0.008, 0.006))
+        col = g.mix_rgb(g.smoothstep(v, pupil_v, pupil_v + 0.004), PUPIL, col)
+        sclera = g.mix_rgb(g.smoothstep(v, 0.3, 0.55), SCLERA, (0.7, 0.45, 0.4))
+        col = g.mix_rgb(g.smoothstep(v, iris_v, iris_v + 0.004), col, sclera)
+    else:
+        col = _streaked_iris(g, u, v, p["color"], p.get("seed", 0))
     bsdf = g.node("ShaderNodeBsdfPrincipled", Roughness=0.35)
     g.set(bsdf, "Base Color", col)
+    if p.get("coat", 0.0):  # an eye without a cornea part: the tear film's glint
+        g.set(bsdf, "Coat Weight", p["coat"])
+        g.set(bsdf, "Coat Roughness", 0.03)
     g.output(bsdf.outputs[0])
     return mat
 
 
-def cornea_material() -> bpy.types.Material:
-    mat = bpy.data.materials.new("head_cornea")
+def sclera_material(p: dict, textures: dict | None = None, name: str = "head_sclera") -> bpy.types.Material:
+    """Off-white sclera (or its texture, which may hold the iris too) under a wet coat."""
+    textures = textures or {}
+    mat = bpy.data.materials.new(name)
+    g = _Graph(mat)
+    if "albedo" in textures:
+        col = texture(g, textures, "albedo")
+    else:
+        coords = g.node("ShaderNodeTexCoord").outputs["Object"]
+        veins = g.node("ShaderNodeTexNoise", Scale=900.0, Detail=6.0, Roughness=0.7)
+        g.set(veins, "Vector", coords)
+        col = g.mix_rgb(g.math("MULTIPLY", g.smoothstep(veins.outputs["Fac"], 0.55, 0.75), 0.5),
+                        p.get("color", SCLERA), (0.6, 0.3, 0.28))
+    bsdf = g.node("ShaderNodeBsdfPrincipled", Roughness=0.3)
+    g.set(bsdf, "Base Color", col)
+    g.set(bsdf, "Subsurface Weight", 0.2)
+    g.set(bsdf, "Subsurface Radius", (1.0, 0.5, 0.4))
+    g.set(bsdf, "Subsurface Scale", 0.001)
+    g.set(bsdf, "Coat Weight", p.get("coat", 1.0))
+    g.set(bsdf, "Coat Roughness", 0.03)
+    g.output(bsdf.outputs[0])
+    return mat
+
+
+def cornea_material(p: dict | None = None, textures: dict | None = None,
+                    name: str = "head_cornea") -> bpy.types.Material:
+    mat = bpy.data.materials.new(name)
     g = _Graph(mat)
     glass = g.node("ShaderNodeBsdfPrincipled", Roughness=0.0, IOR=1.376)
     g.set(glass, "Transmission Weight", 1.0)
@@ -227,10 +309,10 @@ def cornea_material() -> bpy.types.Material:
     return mat
 
 
-def hair_material(record: dict) -> bpy.types.Material:
-    p, mats = record["params"], record["materials"]
-    s = p["head_scale"]
-    mat = bpy.data.materials.new("head_hair")
+def hair_material(p: dict, textures: dict | None = None, name: str = "head_hair") -> bpy.types.Material:
+    """A hair mass (cap or clumps): hair colour with strand-like noise, bump and sheen."""
+    s = p.get("scale", 1.0)
+    mat = bpy.data.materials.new(name)
     g = _Graph(mat)
     coords = g.node("ShaderNodeTexCoord").outputs["Object"]
     # strands: noise stretched along y and z (front-back on top, downward on the sides)
@@ -241,69 +323,26 @@ def hair_material(record: dict) -> bpy.types.Material:
     g.set(clumps, "Vector", coords)
     tone = g.math("MULTIPLY_ADD", strands.outputs["Fac"], 0.7, 0.55)
     tone = g.math("MULTIPLY", tone, g.math("MULTIPLY_ADD", clumps.outputs["Fac"], 0.4, 0.8))
-    col = g.mix_rgb(1.0, mats["hair_albedo"], g.gray(tone), blend="MULTIPLY")
+    colour = texture(g, textures, "albedo") if textures and "albedo" in textures else p["color"]
+    col = g.mix_rgb(1.0, colour, g.gray(tone), blend="MULTIPLY")
     bump = g.node("ShaderNodeBump", Strength=0.5, Distance=0.0006 * s)
     g.set(bump, "Height", strands.outputs["Fac"])
     bsdf = g.node("ShaderNodeBsdfPrincipled", Roughness=0.45)
     g.set(bsdf, "Base Color", col)
     g.set(bsdf, "Normal", bump.outputs["Normal"])
     g.set(bsdf, "Sheen Weight", 0.4)
-    g.set(bsdf, "Sheen Tint", tuple(min(1.0, c * 2.0 + 0.2) for c in mats["hair_albedo"]))
+    g.set(bsdf, "Sheen Tint", tuple(min(1.0, c * 2.0 + 0.2) for c in p["color"]))
     g.set(bsdf, "Anisotropic", 0.5)
     g.output(bsdf.outputs[0])
     return mat
 
 
-def apply_head_materials(objects_by_part: dict[str, bpy.types.Object], params_dict: dict,
-                         subsurface_method: str = DEFAULT_SUBSURFACE_METHOD) -> None:
-    """Give each part its material. `params_dict` is the GLB's synthgen_head record
-    (or a bare HeadParams.to_dict(), from which the record is rebuilt)."""
-    if subsurface_method not in SUBSURFACE_METHODS:
-        raise ValueError(f"subsurface_method {subsurface_method!r}: expected one of {', '.join(SUBSURFACE_METHODS)}")
-    record = params_dict if "params" in params_dict else _record_from_params(params_dict)
-    makers = {
-        "skin": lambda: skin_material(record, subsurface_method),
-        "eye": lambda: eye_material(record),
-        "cornea": cornea_material,
-        "hair": lambda: hair_material(record),
-    }
-    made: dict[str, bpy.types.Material] = {}
-    for part, obj in objects_by_part.items():
-        kind = part.split("_")[0]
-        if kind not in makers:
-            continue
-        if kind not in made:
-            made[kind] = makers[kind]()
-        obj.data.materials.clear()
-        obj.data.materials.append(made[kind])
-        for poly in obj.data.polygons:
-            poly.material_index = 0
-
-
-def _record_from_params(params: dict) -> dict:
-    from assets_manifest.heads import eyes
-    from assets_manifest.heads.geometry import make_layout
-    from assets_manifest.heads.params import HeadParams
-
-    hp = HeadParams.from_dict(params)
-    return {"params": hp.to_dict(), "materials": hp.materials(),
-            "landmarks": make_layout(hp).landmarks(), "eye_uv": dict(eyes.EYE_UV)}
-
-
 def import_head_glb(path: str, subsurface_method: str = DEFAULT_SUBSURFACE_METHOD) -> dict[str, bpy.types.Object]:
-    """Import a head GLB into the current scene, apply its materials; returns {part: object}."""
-    record = read_head_record(path)
-    before = set(bpy.data.objects)
-    bpy.ops.import_scene.gltf(filepath=path)
-    objects = {}
-    for obj in bpy.data.objects:
-        if obj in before or obj.type != "MESH":
-            continue
-        part = obj.get("synthgen_part") or obj.name.split(".")[0]
-        if part in record["parts"]:
-            objects[part] = obj
-    missing = [p for p in record["parts"] if p not in objects]
-    if missing:
-        raise ValueError(f"{path}: parts missing after import: {', '.join(missing)}")
-    apply_head_materials(objects, record, subsurface_method)
-    return objects
+    """Import a head GLB with its role materials; returns {part name: object}.
+
+    The same path as every head (``role_materials``); kept for the preview and benchmarks.
+    """
+    from synthgen.render.scene import import_asset
+
+    objects = import_asset(path, subsurface_method)
+    return {o.get("synthgen_part") or o.name.split(".")[0]: o for o in objects if o.type == "MESH"}

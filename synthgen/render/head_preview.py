@@ -1,6 +1,6 @@
 """Contact sheet of procedural heads rendered with Cycles under one HDRI.
 
-Each GLB is imported with its materials (head_materials), framed from the
+Each GLB is imported with its role materials (role_materials), framed from the
 landmarks recorded in the GLB, rendered front-on or in three-quarter view
 (alternating), and the tiles are laid out in a labelled grid with Pillow
 on a neutral background (the film is transparent, the HDRI only lights).

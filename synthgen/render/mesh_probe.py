@@ -4,7 +4,8 @@
 :func:`assets_manifest.mesh_probe.probe_mesh` (the catalog never imports the
 renderer); it returns the same dict shape as the trimesh reader. Counts are of triangles, so they compare
 with OBJ/GLB assets; image textures are found from the materials' node trees
-by the Principled BSDF input they feed.
+by the Principled BSDF input they feed, and the material slots' names are
+returned for material roles.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def probe(path: str) -> dict[str, Any]:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     verts = tris = 0
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    parts, textures = [], []
+    parts, textures, materials = [], [], set()
     for obj in bpy.context.scene.objects:
         if obj.type != "MESH":
             continue
@@ -73,6 +74,8 @@ def probe(path: str) -> dict[str, Any]:
         parts.append(obj.name)
         for slot in obj.material_slots:
             mat = slot.material
+            if mat:
+                materials.add(mat.name)  # for material roles
             if not mat or not mat.node_tree:
                 continue
             for link in mat.node_tree.links:
@@ -94,4 +97,5 @@ def probe(path: str) -> dict[str, Any]:
         "bbox_max": [float(x) for x in hi],
         "parts": sorted(parts),
         "textures": textures,
+        "materials": sorted(materials),
     }

@@ -40,6 +40,7 @@ import numpy as np
 
 from synthgen import camera_env
 from synthgen.render import passes as render_passes
+from synthgen.render import role_materials
 from synthgen.render.blender_log import redirect_fd1
 from synthgen.samples import CameraInfo, GroupRenders
 
@@ -105,27 +106,20 @@ def _world_nodes(scene):
     return {"world": world, "coord": coord, "env": env, "background": bg}
 
 
-def _is_procedural_head(path: str) -> bool:
-    from assets_manifest.heads.export import read_head_record
+def import_asset(path: str, subsurface_method: str = "RANDOM_WALK_SKIN", material_roles: list | None = None,
+                 textures: list | None = None, generator_params: str | None = None) -> list:
+    """Import a head file with its role materials (:mod:`synthgen.render.role_materials`); return its objects.
 
-    try:
-        read_head_record(path)
-        return True
-    except (ValueError, OSError):
-        return False
-
-
-def import_asset(path: str, subsurface_method: str = "RANDOM_WALK_SKIN") -> list:
-    """Import a head file; return its mesh objects. `subsurface_method` is the procedural skin's."""
+    Every format, procedural GLBs included, takes the same path: Blender's importer, then each
+    material slot's role gets its shader. ``material_roles``, ``textures`` and ``generator_params``
+    are the manifest's (a located plan row's); without roles they come from the file and the presets.
+    `subsurface_method` is the skin's.
+    """
     if not os.path.isfile(path):  # e.g. a catalog path not mounted on this node; Blender would only say "select a file"
         raise FileNotFoundError(f"{path}: no such head file on this node")
     before = set(bpy.data.objects)
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".glb" and _is_procedural_head(path):
-        from synthgen.render import head_materials
-
-        head_materials.import_head_glb(path, subsurface_method)  # Cycles skin/eye/hair materials from the GLB's params
-    elif ext in (".glb", ".gltf"):
+    if ext in (".glb", ".gltf"):
         bpy.ops.import_scene.gltf(filepath=path)
     elif ext == ".obj":
         bpy.ops.wm.obj_import(filepath=path)
@@ -145,6 +139,7 @@ def import_asset(path: str, subsurface_method: str = "RANDOM_WALK_SKIN") -> list
     meshes = [o for o in objs if o.type == "MESH"]
     if not meshes:
         raise ValueError(f"{path}: no mesh objects after import")
+    role_materials.apply_roles(objs, path, material_roles, textures or (), generator_params, subsurface_method)
     return objs
 
 
@@ -252,7 +247,9 @@ class GroupRenderer:
         bpy.context.view_layer.update()
         with redirect_fd1(self.log_path):
             self.head_objects = import_asset(row["head_path"],
-                                             self.cfg.get("subsurface_method", "RANDOM_WALK_SKIN"))
+                                             self.cfg.get("subsurface_method", "RANDOM_WALK_SKIN"),
+                                             row.get("material_roles"), row.get("head_textures"),
+                                             row.get("head_generator_params"))
         for o in self.head_objects:
             if o.parent is None:
                 o.parent = self.rig
