@@ -3,8 +3,11 @@
 Licence and source come, in order of precedence, from a per-file sidecar
 ``<file>.asset.json``, the nearest ``_catalog.json`` in the file's folder or
 above it (up to the scanned root), then the ``license``/``source`` defaults
-(command-line flags). A sidecar may also pin ``split``. Unknown sidecar keys
-are errors, so a typo never silently drops a licence.
+(command-line flags). A sidecar may also pin ``split``, and declare a head's
+``units``, ``up_axis`` and ``forward_axis`` (:mod:`assets_manifest.axes`; the
+size and facing checks apply them, and the manifest records the values in
+force). Unknown sidecar keys and bad values are errors naming the file and
+the key, so a typo never silently drops a licence or a unit.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from assets_manifest import checks, hdri_io, hdri_stats, licenses, mesh_probe, splits
+from assets_manifest import axes, checks, hdri_io, hdri_stats, licenses, mesh_probe, splits
 from assets_manifest.mesh_probe import BlenderProbe
 from assets_manifest.schema import AssetError, make_asset_id, relative_uri, sha256_file
 
 SIDECAR_SUFFIX = ".asset.json"
 FOLDER_SIDECAR = "_catalog.json"
-SIDECAR_KEYS = {"license", "source", "split"}
+SIDECAR_KEYS = {"license", "source", "split", *axes.KEYS}
 
 
 @dataclass
@@ -53,6 +56,7 @@ def _read_sidecar(path: str) -> dict[str, Any]:
     unknown = sorted(set(data) - SIDECAR_KEYS)
     if unknown:
         raise AssetError(f"{path}: unknown sidecar key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(SIDECAR_KEYS))})")
+    axes.check_values(data, path)
     return data
 
 
@@ -85,10 +89,12 @@ def record_for(
     generator: str | None = None,
     generator_params: str | None = None,
     probe_blender: BlenderProbe | None = None,
+    declared: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """One manifest row for ``path`` plus the problems found; the row is None-free only if no problems.
 
-    ``probe_blender`` reads FBX/.blend heads (:func:`assets_manifest.mesh_probe.probe_mesh`)."""
+    ``probe_blender`` reads FBX/.blend heads (:func:`assets_manifest.mesh_probe.probe_mesh`).
+    ``declared``: a head's ``units``/``up_axis``/``forward_axis`` from its sidecars, if any."""
     kind = kind_of(path)
     if kind is None:
         raise AssetError(f"{path}: not a head ({', '.join(mesh_probe.MESH_SUFFIXES)}) or HDRI ({', '.join(hdri_io.HDRI_SUFFIXES)})")
@@ -113,7 +119,11 @@ def record_for(
         row["asset_id"] = make_asset_id(kind, [digest])
         return row, problems
     info = mesh_probe.probe_mesh(path, probe_blender)
-    problems = checks.check_head(path, info)
+    place = axes.placement({k: v for k, v in (declared or {}).items() if k in axes.KEYS}, row["format"], path,
+                           native=info.pop("_native", None))
+    problems = checks.check_head(path, info, place)
+    info.pop("_points", None)
+    info.update(place)
     for tex in info["textures"]:
         if not problems and not tex["uri"].startswith("embedded:"):
             tex["sha256"] = sha256_file(tex["uri"])
@@ -154,7 +164,7 @@ def scan(
             if lic is None:
                 raise AssetError(f"{path}: no licence (add {os.path.basename(path)}{SIDECAR_SUFFIX}, a {FOLDER_SIDECAR}, or --license)")
             row, problems = record_for(path, manifest_path, lic, meta.get("source", source or ""),
-                                       probe_blender=probe_blender)
+                                       probe_blender=probe_blender, declared=meta)
         except AssetError as e:
             row, problems = None, [str(e)]
         if not problems and row["asset_id"] in first_with:

@@ -44,12 +44,16 @@ HEAD_TYPE = pa.struct(
     [
         pa.field("vertices", pa.int64(), nullable=False),
         pa.field("faces", pa.int64(), nullable=False),
-        pa.field("bbox_min", _vec3, nullable=False),
+        pa.field("bbox_min", _vec3, nullable=False),  # stored coordinates: times unit_scale for metres
         pa.field("bbox_max", _vec3, nullable=False),
         pa.field("parts", pa.list_(pa.string())),
         pa.field("textures", pa.list_(TEXTURE_TYPE)),
         pa.field("generator", pa.string()),
         pa.field("generator_params", pa.string()),  # JSON
+        # units and axes in force (assets_manifest.axes); null in manifests written before them
+        pa.field("unit_scale", pa.float64()),  # metres per file unit
+        pa.field("up_axis", pa.string()),  # "+X" ... "-Z", in the file's stored coordinates
+        pa.field("forward_axis", pa.string()),  # the stored axis the face looks along
     ]
 )
 

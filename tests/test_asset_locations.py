@@ -70,7 +70,9 @@ def test_assets_are_located_in_the_jobs_catalogs_at_render_time(two_catalogs):
         assert located["head_path"].startswith(folder + os.sep) and os.path.isfile(located["head_path"])
         for lt in located["lightings"]:
             assert lt["hdri_path"] == os.path.join(folder, "hdri", lt["hdri_name"] + ".exr")
-        assert {k: v for k, v in located.items() if k not in ("head_path", "lightings")} == \
+        placed = ("head_unit_scale", "head_up_axis", "head_forward_axis")  # the catalog's units and axes
+        assert [located[k] for k in placed] == [1.0, "+Y", "+Z"]  # glTF's own: metres, +Y up, face +Z
+        assert {k: v for k, v in located.items() if k not in ("head_path", "lightings", *placed)} == \
             {k: v for k, v in row.items() if k != "lightings"}
     with pytest.raises(AssetNotFound) as e:
         AssetPaths.from_catalogs([two_catalogs[1]]).locate(dict(row, head_asset_id="head-0123456789abcdef"))

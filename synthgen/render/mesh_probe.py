@@ -4,7 +4,10 @@
 :func:`assets_manifest.mesh_probe.probe_mesh` (the catalog never imports the
 renderer); it returns the same dict shape as the trimesh reader. Counts are of triangles, so they compare
 with OBJ/GLB assets; image textures are found from the materials' node trees
-by the Principled BSDF input they feed.
+by the Principled BSDF input they feed. Coordinates are the file's stored ones
+(:func:`synthgen.render.importers.import_stored`: no unit or axis conversion);
+an FBX header's units and axes come back as ``_native``, a vertex sample as
+``_points`` (the catalog's defaults and facing check, :mod:`assets_manifest.axes`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 import bpy
 import numpy as np
 
+from assets_manifest.mesh_probe import sample_points
 from assets_manifest.schema import AssetError
+from synthgen.render import importers
 
 _INPUT_ROLES = {
     "Base Color": "albedo",
@@ -33,7 +38,7 @@ def _load(path: str) -> None:
         bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
         return
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.import_scene.fbx(filepath=path)
+    importers.import_stored(path)
 
 
 def _texture_role(link_to_node, socket_name: str) -> str | None:
@@ -55,7 +60,7 @@ def probe(path: str) -> dict[str, Any]:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     verts = tris = 0
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    parts, textures = [], []
+    parts, textures, points = [], [], []
     for obj in bpy.context.scene.objects:
         if obj.type != "MESH":
             continue
@@ -69,6 +74,7 @@ def probe(path: str) -> dict[str, Any]:
             m = np.array(obj.matrix_world)
             world = co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
             lo, hi = np.minimum(lo, world.min(axis=0)), np.maximum(hi, world.max(axis=0))
+            points.append(world)
         obj.evaluated_get(depsgraph).to_mesh_clear()
         parts.append(obj.name)
         for slot in obj.material_slots:
@@ -94,4 +100,6 @@ def probe(path: str) -> dict[str, Any]:
         "bbox_max": [float(x) for x in hi],
         "parts": sorted(parts),
         "textures": textures,
+        "_points": sample_points(np.concatenate(points)) if points else np.zeros((0, 3)),
+        "_native": importers.fbx_header(path) if path.lower().endswith(".fbx") else None,
     }

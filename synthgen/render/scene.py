@@ -39,6 +39,7 @@ import mathutils
 import numpy as np
 
 from synthgen import camera_env
+from synthgen.render import importers
 from synthgen.render import passes as render_passes
 from synthgen.render.blender_log import redirect_fd1
 from synthgen.samples import CameraInfo, GroupRenders
@@ -115,8 +116,12 @@ def _is_procedural_head(path: str) -> bool:
         return False
 
 
-def import_asset(path: str, subsurface_method: str = "RANDOM_WALK_SKIN") -> list:
-    """Import a head file; return its mesh objects. `subsurface_method` is the procedural skin's."""
+def import_asset(path: str, subsurface_method: str = "RANDOM_WALK_SKIN",
+                 placement: dict[str, Any] | None = None) -> list:
+    """Import a head file; return its objects. `subsurface_method` is the procedural skin's.
+
+    ``placement`` (the manifest's ``unit_scale``, ``up_axis``, ``forward_axis``; None: the file's own
+    convention) puts it in the scene frame: metres, +Z up, face toward -Y (:mod:`synthgen.render.importers`)."""
     if not os.path.isfile(path):  # e.g. a catalog path not mounted on this node; Blender would only say "select a file"
         raise FileNotFoundError(f"{path}: no such head file on this node")
     before = set(bpy.data.objects)
@@ -125,27 +130,22 @@ def import_asset(path: str, subsurface_method: str = "RANDOM_WALK_SKIN") -> list
         from synthgen.render import head_materials
 
         head_materials.import_head_glb(path, subsurface_method)  # Cycles skin/eye/hair materials from the GLB's params
-    elif ext in (".glb", ".gltf"):
-        bpy.ops.import_scene.gltf(filepath=path)
-    elif ext == ".obj":
-        bpy.ops.wm.obj_import(filepath=path)
-    elif ext == ".ply":
-        bpy.ops.wm.ply_import(filepath=path)
-    elif ext == ".fbx":
-        bpy.ops.import_scene.fbx(filepath=path)
-    elif ext == ".blend":
-        with bpy.data.libraries.load(path) as (src, dst):
-            dst.objects = src.objects
-        for obj in dst.objects:
-            if obj is not None:
-                bpy.context.scene.collection.objects.link(obj)
     else:
-        raise ValueError(f"{path}: cannot import {ext} heads")
+        importers.import_stored(path)
     objs = [o for o in bpy.data.objects if o not in before]
     meshes = [o for o in objs if o.type == "MESH"]
     if not meshes:
         raise ValueError(f"{path}: no mesh objects after import")
+    importers.place_objects(objs, path, placement)
     return objs
+
+
+def head_placement(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The located row's units and axes (:meth:`synthgen.locate.AssetPaths.locate`), None when unknown."""
+    if row.get("head_unit_scale") is None:
+        return None
+    return {"unit_scale": row["head_unit_scale"], "up_axis": row["head_up_axis"],
+            "forward_axis": row["head_forward_axis"]}
 
 
 def _world_coords(objs) -> np.ndarray:
@@ -252,7 +252,8 @@ class GroupRenderer:
         bpy.context.view_layer.update()
         with redirect_fd1(self.log_path):
             self.head_objects = import_asset(row["head_path"],
-                                             self.cfg.get("subsurface_method", "RANDOM_WALK_SKIN"))
+                                             self.cfg.get("subsurface_method", "RANDOM_WALK_SKIN"),
+                                             head_placement(row))
         for o in self.head_objects:
             if o.parent is None:
                 o.parent = self.rig
