@@ -97,18 +97,25 @@ def cmd_preview(args) -> int:
 
     out = contact_sheet.hdri_sheet(args.manifest, args.out, progress=not args.quiet)
     print(f"wrote {out} (HDRIs)")
-    heads = [resolve_uri(r["uri"], args.manifest) for r in read_rows(args.manifest)
-             if r["kind"] == "head" and r["format"] == "glb" and (r["head"] or {}).get("generator")]
+    heads = sorted((resolve_uri(r["uri"], args.manifest), _placement(r["head"])) for r in read_rows(args.manifest)
+                   if r["kind"] == "head")
     if heads and args.heads:
         from synthgen.render import head_preview  # Cycles: only the render environment has it
         from synthgen.render.blender_log import redirect_fd1
 
         heads_png = os.path.splitext(args.out)[0] + "_heads.png"
         with redirect_fd1(os.path.splitext(args.out)[0] + "_blender.log"):
-            head_preview.render_head_sheet(sorted(heads)[: args.heads], head_preview.builtin_hdri("studio.exr"),
+            head_preview.render_head_sheet(heads[: args.heads], head_preview.builtin_hdri("studio.exr"),
                                            heads_png, resolution=160, samples=16, exposure=-0.7)
-        print(f"wrote {heads_png} (procedural heads, Cycles)")
+        print(f"wrote {heads_png} ({min(len(heads), args.heads)} heads, Cycles)")
     return 0
+
+
+def _placement(head: dict | None) -> dict | None:
+    """A manifest head's units and axes for the renderer's import (None: not recorded, the file's own)."""
+    if not head or head.get("unit_scale") is None:
+        return None
+    return {k: head[k] for k in ("unit_scale", "up_axis", "forward_axis")}
 
 
 def _job(args):
@@ -319,8 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pv = a.add_parser("preview", help="contact sheet PNG of the catalog")
     pv.add_argument("manifest")
-    pv.add_argument("--out", required=True, help="output PNG (HDRIs); procedural heads go to <out>_heads.png")
-    pv.add_argument("--heads", type=int, default=16, help="procedural heads to render, 0 for none (default 16)")
+    pv.add_argument("--out", required=True, help="output PNG (HDRIs); heads go to <out>_heads.png")
+    pv.add_argument("--heads", type=int, default=16, help="heads to render (any format), 0 for none (default 16)")
     pv.set_defaults(func=cmd_preview)
 
     sh = a.add_parser("show", help="counts per kind, split and licence")
