@@ -82,7 +82,7 @@ r = scene.GroupRenderer(cfg, tmp_dir=sys.argv[3])
 lt = {"hdri_asset_id": "studio", "hdri_path": builtin_hdri("studio.exr"), "rotation_deg": 0.0, "cycles_seed": 0,
       "exposure": 1.0, "white_balance_rgb": [1.0, 1.0, 1.0]}
 res = {}
-for asset_id in sorted(assets.paths):
+for asset_id in sorted(assets.placements):  # the heads
     row = assets.locate({"head_asset_id": asset_id, "lightings": [], "focal_mm": 50.0, "sensor_mm": 36.0,
                          "framing": 0.8, "yaw_deg": 0.0, "pitch_deg": 0.0, "roll_deg": 0.0})
     r.load_group(row)

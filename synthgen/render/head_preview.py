@@ -149,7 +149,7 @@ def render_head(path: str, out_png: str, yaw_deg: float = 0.0, placement: dict |
 def _label(path: str, view: str) -> str:
     record = _procedural_record(path) if path.lower().endswith(".glb") else None
     if record is None:
-        return f"{os.path.splitext(os.path.basename(path))[0]}  {view}"
+        return f"{os.path.basename(path)}  {view}"
     p = record["params"]
     ft = "I II III IV V VI".split()[record["materials"]["fitzpatrick_type"] - 1]
     return f"seed {p['seed']}  type {ft}  {view}"
