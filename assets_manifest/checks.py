@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from assets_manifest import axes
 from assets_manifest.schema import has_scheme
 
 MIN_HDRI_HEIGHT = 16
@@ -18,8 +19,9 @@ MIN_HDRI_HEIGHT = 16
 # Haven maps bpy ships go down to -0.002). Those are noise, clamped at use;
 # anything below this is a broken file.
 NEGATIVE_TOLERANCE = 0.01
-# Heads are modelled in metres: a bust is ~0.25-0.7 m across. Centimetre or
-# millimetre assets render as giants; say so instead of framing nothing.
+# A bust is ~0.25-0.7 m across once its units are applied (assets_manifest.axes).
+# Centimetre or millimetre assets without a ``units`` declaration would render
+# as giants; say so instead of framing nothing.
 HEAD_DIAGONAL_RANGE_M = (0.05, 5.0)
 MAX_HEAD_FACES = 5_000_000
 
@@ -44,17 +46,26 @@ def check_hdri(uri: str, rgb: np.ndarray) -> list[str]:
     return problems
 
 
-def check_head(uri: str, info: dict[str, Any]) -> list[str]:
+def check_head(uri: str, info: dict[str, Any], place: dict[str, Any] | None = None) -> list[str]:
+    """``place``: the units and axes in force (:func:`assets_manifest.axes.placement`); size and facing
+    are checked after applying them. ``info["_points"]``, when present, are the stored vertices."""
     problems = []
+    scale = place["unit_scale"] if place else 1.0
     if info["faces"] == 0 or info["vertices"] == 0:
         return [f"{uri}: mesh is empty (no faces)"]
     if info["faces"] > MAX_HEAD_FACES:
         problems.append(f"{uri}: {info['faces']} faces is more than {MAX_HEAD_FACES}; decimate it first")
-    diag = float(np.linalg.norm(np.subtract(info["bbox_max"], info["bbox_min"])))
+    diag = scale * float(np.linalg.norm(np.subtract(info["bbox_max"], info["bbox_min"])))
     lo, hi = HEAD_DIAGONAL_RANGE_M
     if not lo <= diag <= hi:
-        hint = " (centimetres or millimetres? export in metres)" if diag > hi else ""
-        problems.append(f"{uri}: bounding-box diagonal {diag:.4g} is outside [{lo}, {hi}] m{hint}")
+        units = f"units {scale:g} m" if place else "metres"
+        hint = (' (centimetres or millimetres? declare them in a sidecar, e.g. {"units": "cm"})'
+                if diag > hi else "")
+        problems.append(f"{uri}: bounding-box diagonal {diag:.4g} m (in {units}) is outside [{lo}, {hi}] m{hint}")
+    elif place is not None:
+        facing = axes.facing_problem(info.get("_points"), place, uri)
+        if facing:
+            problems.append(facing)
     for tex in info.get("textures", []):
         t = tex["uri"]
         if t.startswith("embedded:missing"):

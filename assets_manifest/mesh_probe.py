@@ -10,6 +10,12 @@ Texture maps are found three ways: the OBJ's MTL ``map_*`` statements, the
 glTF material slots, and sibling files named ``<stem>_<role>.<ext>`` (how
 head packs usually ship, e.g. ``head01_albedo.png``). A referenced map whose
 file does not exist is reported as missing, never silently dropped.
+
+Coordinates are the file's *stored* ones (no axis or unit conversion; see
+:mod:`assets_manifest.axes`). Besides the manifest's ``head`` fields the
+probe returns two private keys the catalog reads and drops: ``_points`` (a
+deterministic sample of the vertices, for the facing check) and, for FBX,
+``_native`` (the header's units and axes).
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ ROLE_SYNONYMS = {
     "specular": ("specular", "spec"),
     "subsurface": ("subsurface", "sss", "scatter"),
 }
-BlenderProbe = Callable[[str], dict[str, Any]]  # path -> vertices, faces, bbox_min/max, parts, textures
+BlenderProbe = Callable[[str], dict[str, Any]]  # path -> vertices, faces, bbox_min/max, parts, textures, _points
+MAX_POINTS = 20_000
 _MTL_ROLES = {
     "map_kd": "albedo",
     "map_bump": "normal",
@@ -98,7 +105,14 @@ def _probe_trimesh(path: str) -> dict[str, Any]:
         "textures": textures,
         "materials": materials,  # slot names, for material roles (not a manifest field)
         "declared_roles": declared,
+        "_points": sample_points(allv) if faces else np.zeros((0, 3)),
     }
+
+
+def sample_points(vertices: np.ndarray) -> np.ndarray:
+    """At most ``MAX_POINTS`` vertices, every k-th (deterministic)."""
+    step = max(1, -(-len(vertices) // MAX_POINTS))
+    return np.asarray(vertices, dtype=np.float64)[::step]
 
 
 def _obj_materials(path: str) -> list[str]:

@@ -3,10 +3,13 @@
 Licence and source come, in order of precedence, from a per-file sidecar
 ``<file>.asset.json``, the nearest ``_catalog.json`` in the file's folder or
 above it (up to the scanned root), then the ``license``/``source`` defaults
-(command-line flags). A sidecar may also pin ``split``, and map material slots
+(command-line flags). A sidecar may also pin ``split``, map material slots
 to roles (``material_roles``, :mod:`assets_manifest.material_roles`; the file's
-and the folders' mappings are merged, the file's winning). Unknown sidecar keys
-are errors, so a typo never silently drops a licence.
+and the folders' mappings are merged, the file's winning), and declare a head's
+``units``, ``up_axis`` and ``forward_axis`` (:mod:`assets_manifest.axes`; the
+size and facing checks apply them, and the manifest records the values in
+force). Unknown sidecar keys and bad values are errors naming the file and
+the key, so a typo never silently drops a licence or a unit.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from assets_manifest import checks, hdri_io, hdri_stats, licenses, material_roles, mesh_probe, splits
+from assets_manifest import axes, checks, hdri_io, hdri_stats, licenses, material_roles, mesh_probe, splits
 from assets_manifest.mesh_probe import BlenderProbe
 from assets_manifest.schema import AssetError, make_asset_id, relative_uri, sha256_file
 
 SIDECAR_SUFFIX = ".asset.json"
 FOLDER_SIDECAR = "_catalog.json"
-SIDECAR_KEYS = {"license", "source", "split", "material_roles", "units", "up_axis", "forward_axis"}
+SIDECAR_KEYS = {"license", "source", "split", "material_roles", *axes.KEYS}
 
 
 @dataclass
@@ -57,6 +60,7 @@ def _read_sidecar(path: str) -> dict[str, Any]:
         raise AssetError(f"{path}: unknown sidecar key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(SIDECAR_KEYS))})")
     if "material_roles" in data:
         material_roles.check_mapping(data["material_roles"], path)
+    axes.check_values(data, path)
     return data
 
 
@@ -105,12 +109,14 @@ def record_for(
     probe_blender: BlenderProbe | None = None,
     roles: dict[str, str] | None = None,
     strict_roles: dict[str, str] | None = None,
+    declared: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """One manifest row for ``path`` plus the problems found; the row is None-free only if no problems.
 
     ``probe_blender`` reads FBX/.blend heads (:func:`assets_manifest.mesh_probe.probe_mesh`).
     ``roles`` is the sidecars' ``material_roles``; ``strict_roles`` the file's own, whose keys
-    must each name a material of the head (:func:`assets_manifest.material_roles.resolve`)."""
+    must each name a material of the head (:func:`assets_manifest.material_roles.resolve`).
+    ``declared``: a head's ``units``/``up_axis``/``forward_axis`` from its sidecars, if any."""
     kind = kind_of(path)
     if kind is None:
         raise AssetError(f"{path}: not a head ({', '.join(mesh_probe.MESH_SUFFIXES)}) or HDRI ({', '.join(hdri_io.HDRI_SUFFIXES)})")
@@ -135,9 +141,13 @@ def record_for(
         row["asset_id"] = make_asset_id(kind, [digest])
         return row, problems
     info = mesh_probe.probe_mesh(path, probe_blender)
-    materials, declared = info.pop("materials", []), info.pop("declared_roles", {})
-    info["material_roles"] = material_roles.resolve(materials, roles, declared, strict_roles, where=path)
-    problems = checks.check_head(path, info)
+    materials, declared_roles = info.pop("materials", []), info.pop("declared_roles", {})
+    info["material_roles"] = material_roles.resolve(materials, roles, declared_roles, strict_roles, where=path)
+    place = axes.placement({k: v for k, v in (declared or {}).items() if k in axes.KEYS}, row["format"], path,
+                           native=info.pop("_native", None))
+    problems = checks.check_head(path, info, place)
+    info.pop("_points", None)
+    info.update(place)
     for tex in info["textures"]:
         if not problems and not tex["uri"].startswith("embedded:"):
             tex["sha256"] = sha256_file(tex["uri"])
@@ -179,7 +189,7 @@ def scan(
                 raise AssetError(f"{path}: no licence (add {os.path.basename(path)}{SIDECAR_SUFFIX}, a {FOLDER_SIDECAR}, or --license)")
             row, problems = record_for(path, manifest_path, lic, meta.get("source", source or ""),
                                        probe_blender=probe_blender, roles=meta.get("material_roles"),
-                                       strict_roles=own_material_roles(path))
+                                       strict_roles=own_material_roles(path), declared=meta)
         except AssetError as e:
             row, problems = None, [str(e)]
         if not problems and row["asset_id"] in first_with:

@@ -51,7 +51,7 @@ HEAD_TYPE = pa.struct(
     [
         pa.field("vertices", pa.int64(), nullable=False),
         pa.field("faces", pa.int64(), nullable=False),
-        pa.field("bbox_min", _vec3, nullable=False),
+        pa.field("bbox_min", _vec3, nullable=False),  # stored coordinates: times unit_scale for metres
         pa.field("bbox_max", _vec3, nullable=False),
         pa.field("parts", pa.list_(pa.string())),
         pa.field("textures", pa.list_(TEXTURE_TYPE)),
@@ -59,6 +59,10 @@ HEAD_TYPE = pa.struct(
         pa.field("generator_params", pa.string()),  # JSON
         # optional (null in manifests written before it existed): material slot -> role
         pa.field("material_roles", pa.list_(MATERIAL_ROLE_TYPE)),
+        # units and axes in force (assets_manifest.axes); null in manifests written before them
+        pa.field("unit_scale", pa.float64()),  # metres per file unit
+        pa.field("up_axis", pa.string()),  # "+X" ... "-Z", in the file's stored coordinates
+        pa.field("forward_axis", pa.string()),  # the stored axis the face looks along
     ]
 )
 

@@ -2,7 +2,8 @@
 
 Every asset is re-read: hashes and sizes must match (the file is the one that
 was catalogued), licences must be known, and the same rules as ``scan``
-apply (:mod:`assets_manifest.checks`). Split hygiene is checked too: a
+apply (:mod:`assets_manifest.checks`), with the units and axes the manifest
+records (size after scaling, the face looking along ``forward_axis``). Split hygiene is checked too: a
 content hash may appear in one split only.
 """
 
@@ -13,7 +14,7 @@ from typing import Any, Callable
 import fsspec
 from tqdm import tqdm
 
-from assets_manifest import checks, hdri_io, licenses, mesh_probe
+from assets_manifest import axes, checks, hdri_io, licenses, mesh_probe
 from assets_manifest.mesh_probe import BlenderProbe
 from assets_manifest.schema import AssetError, read_rows, resolve_uri, sha256_file
 
@@ -39,7 +40,11 @@ def _check_row(row: dict[str, Any], manifest_path: str, probe_blender: BlenderPr
             problems += checks.check_hdri(uri, hdri_io.read_hdri(uri))
         else:
             with hdri_io.local_path(uri, "." + row["format"]) as local:
-                problems += checks.check_head(uri, mesh_probe.probe_mesh(local, probe_blender))
+                info = mesh_probe.probe_mesh(local, probe_blender)
+            place = axes.from_row(row["head"], row["format"], uri)
+            if place is None:  # a manifest from before units and axes: the file's own
+                place = axes.placement({}, row["format"], uri, native=info.get("_native"))
+            problems += checks.check_head(uri, info, place)
             for tex in (row["head"] or {}).get("textures") or []:
                 if tex["sha256"] and not tex["uri"].startswith("embedded:"):
                     t_uri = resolve_uri(tex["uri"], manifest_path)

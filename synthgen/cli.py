@@ -106,17 +106,22 @@ def cmd_preview(args) -> int:
 
     out = contact_sheet.hdri_sheet(args.manifest, args.out, progress=not args.quiet)
     print(f"wrote {out} (HDRIs)")
-    heads = [resolve_uri(r["uri"], args.manifest) for r in read_rows(args.manifest)
-             if r["kind"] == "head" and r["format"] == "glb" and (r["head"] or {}).get("generator")]
+    from synthgen import locate
+
+    assets = locate.AssetPaths.from_catalogs([args.manifest])
+    heads = sorted((resolve_uri(r["uri"], args.manifest), r["asset_id"]) for r in read_rows(args.manifest)
+                   if r["kind"] == "head")
+    # each head as the renderer imports it: units and axes, material roles, textures, appearance
+    heads = [(path, assets.head_import_options(asset_id)) for path, asset_id in heads]
     if heads and args.heads:
         from synthgen.render import head_preview  # Cycles: only the render environment has it
         from synthgen.render.blender_log import redirect_fd1
 
         heads_png = os.path.splitext(args.out)[0] + "_heads.png"
         with redirect_fd1(os.path.splitext(args.out)[0] + "_blender.log"):
-            head_preview.render_head_sheet(sorted(heads)[: args.heads], head_preview.builtin_hdri("studio.exr"),
+            head_preview.render_head_sheet(heads[: args.heads], head_preview.builtin_hdri("studio.exr"),
                                            heads_png, resolution=160, samples=16, exposure=-0.7)
-        print(f"wrote {heads_png} (procedural heads, Cycles)")
+        print(f"wrote {heads_png} ({min(len(heads), args.heads)} heads, Cycles)")
     return 0
 
 
@@ -341,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pv = a.add_parser("preview", help="contact sheet PNG of the catalog")
     pv.add_argument("manifest")
-    pv.add_argument("--out", required=True, help="output PNG (HDRIs); procedural heads go to <out>_heads.png")
-    pv.add_argument("--heads", type=int, default=16, help="procedural heads to render, 0 for none (default 16)")
+    pv.add_argument("--out", required=True, help="output PNG (HDRIs); heads go to <out>_heads.png")
+    pv.add_argument("--heads", type=int, default=16, help="heads to render (any format), 0 for none (default 16)")
     pv.set_defaults(func=cmd_preview)
 
     sh = a.add_parser("show", help="counts per kind, split and licence")

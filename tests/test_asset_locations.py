@@ -70,7 +70,9 @@ def test_assets_are_located_in_the_jobs_catalogs_at_render_time(two_catalogs):
         assert located["head_path"].startswith(folder + os.sep) and os.path.isfile(located["head_path"])
         for lt in located["lightings"]:
             assert lt["hdri_path"] == os.path.join(folder, "hdri", lt["hdri_name"] + ".exr")
-        added = ("head_path", "lightings", "material_roles", "head_textures", "head_generator_params")
+        placed = ("head_unit_scale", "head_up_axis", "head_forward_axis")  # the catalog's units and axes
+        assert [located[k] for k in placed] == [1.0, "+Y", "+Z"]  # glTF's own: metres, +Y up, face +Z
+        added = ("head_path", "lightings", "material_roles", "head_textures", "head_generator_params", *placed)
         assert {k: v for k, v in located.items() if k not in added} == \
             {k: v for k, v in row.items() if k != "lightings"}
         assert set(located) - set(row) == set(added) - {"lightings"}  # the head's manifest fields, for materials

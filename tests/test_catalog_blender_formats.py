@@ -47,7 +47,9 @@ def test_fbx_and_blend_heads_are_scanned_with_blender(tmp_path):
     for row in rows.values():
         head = row["head"]
         assert head["faces"] == 32 * 14 * 2 + 2 * 32  # UV sphere as triangles
-        assert abs(head["bbox_max"][0] - head["bbox_min"][0] - 0.22) < 0.01  # metres kept
+        # stored coordinates (Blender's FBX exporter writes centimetres, and says so in the header)
+        width = head["unit_scale"] * (head["bbox_max"][0] - head["bbox_min"][0])
+        assert abs(width - 0.22) < 0.01, head  # metres once the recorded units are applied
         roles = {t["role"]: t["uri"] for t in head["textures"]}
         assert "albedo" in roles and roles["albedo"].endswith("skin_albedo.png"), head["textures"]
     os.remove(tex)

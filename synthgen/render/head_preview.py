@@ -1,9 +1,13 @@
-"""Contact sheet of procedural heads rendered with Cycles under one HDRI.
+"""Contact sheet of a catalog's heads rendered with Cycles under one HDRI.
 
-Each GLB is imported with its role materials (role_materials), framed from the
-landmarks recorded in the GLB, rendered front-on or in three-quarter view
-(alternating), and the tiles are laid out in a labelled grid with Pillow
-on a neutral background (the film is transparent, the HDRI only lights).
+Every head goes through the renderer's import (:func:`synthgen.render.scene.import_asset`):
+Blender's importers with the catalog's units and axes applied, then each material
+slot's role shader (role_materials), so the sheet shows heads as the dataset
+renders them. Procedural heads are framed from the landmarks recorded in the
+GLB, others from their geometry (the top 0.25 m, as the renderer frames a
+bust). Tiles alternate front-on and three-quarter views and are laid out in a
+labelled grid with Pillow on a neutral background (the film is transparent,
+the HDRI only lights).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from assets_manifest.heads.export import read_head_record
 
-from .head_materials import import_head_glb
+from . import scene as render_scene
 
 BACKGROUND = (58, 60, 64)
 LABEL_H = 16
@@ -89,9 +93,31 @@ def _frame(cam: bpy.types.Object, record: dict, yaw_deg: float) -> None:
     cam.rotation_euler = (target - cam.location).to_track_quat("-Z", "Y").to_euler()
 
 
-def _clear_head(objects: dict) -> None:
-    meshes = [o.data for o in objects.values()]
-    for obj in objects.values():
+def _frame_geometry(cam: bpy.types.Object, objects: list, yaw_deg: float) -> None:
+    """Aim at the top ``HEAD_REGION_M`` of an imported head (face toward -Y), filling ~85% of the frame."""
+    co = render_scene._world_coords(objects)
+    top = co[:, 2].max()
+    region = min(top - co[:, 2].min(), render_scene.HEAD_REGION_M)
+    sel = co[co[:, 2] >= top - region]
+    target = Vector((float(sel[:, 0].min() + sel[:, 0].max()) / 2, float(sel[:, 1].min() + sel[:, 1].max()) / 2,
+                     float(top - region / 2)))
+    half_fov = math.atan(0.5 * cam.data.sensor_width / cam.data.lens)
+    dist = 0.5 * region / 0.85 / math.tan(half_fov)
+    yaw = math.radians(yaw_deg)
+    cam.location = target + Vector((math.sin(yaw) * dist, -math.cos(yaw) * dist, 0.08 * dist))
+    cam.rotation_euler = (target - cam.location).to_track_quat("-Z", "Y").to_euler()
+
+
+def _procedural_record(path: str) -> dict | None:
+    try:
+        return read_head_record(path)
+    except (ValueError, OSError):
+        return None
+
+
+def _clear_head(objects: list) -> None:
+    meshes = [o.data for o in objects if o.type == "MESH"]
+    for obj in objects:
         bpy.data.objects.remove(obj, do_unlink=True)
     for mesh in meshes:
         if mesh.users == 0:
@@ -101,12 +127,20 @@ def _clear_head(objects: dict) -> None:
             bpy.data.materials.remove(mat)
 
 
-def render_head(glb_path: str, out_png: str, yaw_deg: float = 0.0) -> str:
-    """Render one head into the current (prepared) scene's camera; returns out_png."""
+def render_head(path: str, out_png: str, yaw_deg: float = 0.0, options: dict | None = None) -> str:
+    """Render one head file into the current (prepared) scene's camera; returns out_png.
+
+    ``options``: :func:`synthgen.render.scene.import_asset`'s keyword arguments from the catalog
+    (``placement``: units and axes; ``material_roles``, ``textures``, ``generator_params``); None: the
+    file's own convention and materials from the file and the presets."""
     scene = bpy.context.scene
-    objects = import_head_glb(glb_path)
+    objects = render_scene.import_asset(path, **(options or {}))
     try:
-        _frame(scene.camera, read_head_record(glb_path), yaw_deg)
+        record = _procedural_record(path) if path.lower().endswith(".glb") else None
+        if record is not None:
+            _frame(scene.camera, record, yaw_deg)
+        else:
+            _frame_geometry(scene.camera, objects, yaw_deg)
         scene.render.filepath = out_png
         bpy.ops.render.render(write_still=True)
     finally:
@@ -114,30 +148,35 @@ def render_head(glb_path: str, out_png: str, yaw_deg: float = 0.0) -> str:
     return out_png
 
 
-def _label(record: dict, view: str) -> str:
+def _label(path: str, view: str) -> str:
+    record = _procedural_record(path) if path.lower().endswith(".glb") else None
+    if record is None:
+        return f"{os.path.basename(path)}  {view}"
     p = record["params"]
     ft = "I II III IV V VI".split()[record["materials"]["fitzpatrick_type"] - 1]
     return f"seed {p['seed']}  type {ft}  {view}"
 
 
-def render_head_sheet(glb_paths: list[str], hdri_path: str, out_png: str, resolution: int = 192,
+def render_head_sheet(heads: list, hdri_path: str, out_png: str, resolution: int = 192,
                       samples: int = 16, columns: int = 4, exposure: float = 0.0) -> str:
-    """Render every GLB (even index: front, odd: three-quarter) and tile a labelled sheet.
+    """Render every head (even index: front, odd: three-quarter) and tile a labelled sheet.
 
+    ``heads``: paths, or ``(path, options)`` pairs (:func:`render_head`'s import options, or None).
     `exposure` is in stops (Standard view transform, as the dataset renders use).
     """
-    if not glb_paths:
-        raise ValueError("render_head_sheet: no GLB paths given")
+    if not heads:
+        raise ValueError("render_head_sheet: no heads given")
+    heads = [(h, None) if isinstance(h, str) else tuple(h) for h in heads]
     scene = _reset_scene(hdri_path, resolution, samples, exposure)
-    rows = math.ceil(len(glb_paths) / columns)
+    rows = math.ceil(len(heads) / columns)
     sheet = Image.new("RGB", (columns * resolution, rows * (resolution + LABEL_H)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     with tempfile.TemporaryDirectory() as tmp:
-        for i, path in enumerate(glb_paths):
+        for i, (path, options) in enumerate(heads):
             three_quarter = i % 2 == 1
             yaw = (35.0 if (i // 2) % 2 == 0 else -35.0) if three_quarter else 0.0
-            tile_path = render_head(path, os.path.join(tmp, f"tile_{i:03d}.png"), yaw)
+            tile_path = render_head(path, os.path.join(tmp, f"tile_{i:03d}.png"), yaw, options)
             with Image.open(tile_path) as tile:
                 tile = tile.convert("RGBA")
                 bg = Image.new("RGBA", tile.size, BACKGROUND + (255,))
@@ -145,7 +184,7 @@ def render_head_sheet(glb_paths: list[str], hdri_path: str, out_png: str, resolu
                 x, y = (i % columns) * resolution, (i // columns) * (resolution + LABEL_H)
                 sheet.paste(bg.convert("RGB"), (x, y))
             view = "3/4" if three_quarter else "front"
-            draw.text((x + 4, y + resolution + 2), _label(read_head_record(path), view),
+            draw.text((x + 4, y + resolution + 2), _label(path, view),
                       fill=(225, 225, 225), font=font)
     del scene
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)

@@ -5,7 +5,10 @@
 renderer); it returns the same dict shape as the trimesh reader. Counts are of triangles, so they compare
 with OBJ/GLB assets; image textures are found from the materials' node trees
 by the Principled BSDF input they feed, and the material slots' names are
-returned for material roles.
+returned for material roles. Coordinates are the file's stored ones
+(:func:`synthgen.render.importers.import_stored`: no unit or axis conversion);
+an FBX header's units and axes come back as ``_native``, a vertex sample as
+``_points`` (the catalog's defaults and facing check, :mod:`assets_manifest.axes`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 import bpy
 import numpy as np
 
+from assets_manifest.mesh_probe import sample_points
 from assets_manifest.schema import AssetError
+from synthgen.render import importers
 
 _INPUT_ROLES = {
     "Base Color": "albedo",
@@ -34,7 +39,7 @@ def _load(path: str) -> None:
         bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
         return
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.import_scene.fbx(filepath=path)
+    importers.import_stored(path)
 
 
 def _texture_role(link_to_node, socket_name: str) -> str | None:
@@ -56,7 +61,7 @@ def probe(path: str) -> dict[str, Any]:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     verts = tris = 0
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    parts, textures, materials = [], [], set()
+    parts, textures, materials, points = [], [], set(), []
     for obj in bpy.context.scene.objects:
         if obj.type != "MESH":
             continue
@@ -70,6 +75,7 @@ def probe(path: str) -> dict[str, Any]:
             m = np.array(obj.matrix_world)
             world = co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
             lo, hi = np.minimum(lo, world.min(axis=0)), np.maximum(hi, world.max(axis=0))
+            points.append(world)
         obj.evaluated_get(depsgraph).to_mesh_clear()
         parts.append(obj.name)
         for slot in obj.material_slots:
@@ -98,4 +104,6 @@ def probe(path: str) -> dict[str, Any]:
         "parts": sorted(parts),
         "textures": textures,
         "materials": sorted(materials),
+        "_points": sample_points(np.concatenate(points)) if points else np.zeros((0, 3)),
+        "_native": importers.fbx_header(path) if path.lower().endswith(".fbx") else None,
     }

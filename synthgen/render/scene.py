@@ -39,6 +39,7 @@ import mathutils
 import numpy as np
 
 from synthgen import camera_env
+from synthgen.render import importers
 from synthgen.render import passes as render_passes
 from synthgen.render import role_materials
 from synthgen.render.blender_log import redirect_fd1
@@ -107,40 +108,36 @@ def _world_nodes(scene):
 
 
 def import_asset(path: str, subsurface_method: str = "RANDOM_WALK_SKIN", material_roles: list | None = None,
-                 textures: list | None = None, generator_params: str | None = None) -> list:
+                 textures: list | None = None, generator_params: str | None = None,
+                 placement: dict[str, Any] | None = None) -> list:
     """Import a head file with its role materials (:mod:`synthgen.render.role_materials`); return its objects.
 
-    Every format, procedural GLBs included, takes the same path: Blender's importer, then each
-    material slot's role gets its shader. ``material_roles``, ``textures`` and ``generator_params``
-    are the manifest's (a located plan row's); without roles they come from the file and the presets.
-    `subsurface_method` is the skin's.
+    Every format, procedural GLBs included, takes the same path: Blender's importer with no unit or
+    axis conversion of its own, then ``placement`` (the manifest's ``unit_scale``, ``up_axis``,
+    ``forward_axis``; None: the file's own convention) puts it in the scene frame: metres, +Z up,
+    face toward -Y (:mod:`synthgen.render.importers`), then each material slot's role gets its shader.
+    ``material_roles``, ``textures`` and ``generator_params`` are the manifest's (a located plan row's);
+    without roles they come from the file and the presets. `subsurface_method` is the skin's.
     """
     if not os.path.isfile(path):  # e.g. a catalog path not mounted on this node; Blender would only say "select a file"
         raise FileNotFoundError(f"{path}: no such head file on this node")
     before = set(bpy.data.objects)
-    ext = os.path.splitext(path)[1].lower()
-    if ext in (".glb", ".gltf"):
-        bpy.ops.import_scene.gltf(filepath=path)
-    elif ext == ".obj":
-        bpy.ops.wm.obj_import(filepath=path)
-    elif ext == ".ply":
-        bpy.ops.wm.ply_import(filepath=path)
-    elif ext == ".fbx":
-        bpy.ops.import_scene.fbx(filepath=path)
-    elif ext == ".blend":
-        with bpy.data.libraries.load(path) as (src, dst):
-            dst.objects = src.objects
-        for obj in dst.objects:
-            if obj is not None:
-                bpy.context.scene.collection.objects.link(obj)
-    else:
-        raise ValueError(f"{path}: cannot import {ext} heads")
+    importers.import_stored(path)
     objs = [o for o in bpy.data.objects if o not in before]
     meshes = [o for o in objs if o.type == "MESH"]
     if not meshes:
         raise ValueError(f"{path}: no mesh objects after import")
+    importers.place_objects(objs, path, placement)
     role_materials.apply_roles(objs, path, material_roles, textures or (), generator_params, subsurface_method)
     return objs
+
+
+def head_placement(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The located row's units and axes (:meth:`synthgen.locate.AssetPaths.locate`), None when unknown."""
+    if row.get("head_unit_scale") is None:
+        return None
+    return {"unit_scale": row["head_unit_scale"], "up_axis": row["head_up_axis"],
+            "forward_axis": row["head_forward_axis"]}
 
 
 def _world_coords(objs) -> np.ndarray:
@@ -249,7 +246,7 @@ class GroupRenderer:
             self.head_objects = import_asset(row["head_path"],
                                              self.cfg.get("subsurface_method", "RANDOM_WALK_SKIN"),
                                              row.get("material_roles"), row.get("head_textures"),
-                                             row.get("head_generator_params"))
+                                             row.get("head_generator_params"), head_placement(row))
         for o in self.head_objects:
             if o.parent is None:
                 o.parent = self.rig
