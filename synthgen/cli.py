@@ -104,13 +104,16 @@ def cmd_preview(args) -> int:
     from assets_manifest import contact_sheet
     from assets_manifest.schema import read_rows, resolve_uri
 
-    out = contact_sheet.hdri_sheet(args.manifest, args.out, progress=not args.quiet)
-    print(f"wrote {out} (HDRIs)")
     from synthgen import locate
 
+    rows = read_rows(args.manifest)
+    if any(r["kind"] == "hdri" for r in rows):
+        out = contact_sheet.hdri_sheet(args.manifest, args.out, progress=not args.quiet)
+        print(f"wrote {out} (HDRIs)")
+    elif not any(r["kind"] == "head" for r in rows):
+        raise cli_errors.runtime(AssetError(f"{args.manifest}: no heads or HDRIs to show"))
     assets = locate.AssetPaths.from_catalogs([args.manifest])
-    heads = sorted((resolve_uri(r["uri"], args.manifest), r["asset_id"]) for r in read_rows(args.manifest)
-                   if r["kind"] == "head")
+    heads = sorted((resolve_uri(r["uri"], args.manifest), r["asset_id"]) for r in rows if r["kind"] == "head")
     # each head as the renderer imports it: units and axes, material roles, textures, appearance
     heads = [(path, assets.head_import_options(asset_id)) for path, asset_id in heads]
     if heads and args.heads:

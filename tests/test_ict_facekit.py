@@ -296,3 +296,17 @@ def test_a_generated_head_renders_and_its_weights_reach_the_sample(mini, tmp_pat
     import io
     mask = np.asarray(Image.open(io.BytesIO(members["mask.png"])))
     assert 0.05 < (mask > 127).mean() < 0.95  # the head is in the frame at metre scale
+
+
+def test_preview_draws_a_heads_only_catalog(mini, tmp_path):
+    """`synthgen assets preview` on an ICT catalog (heads, no HDRIs) draws the heads instead of refusing."""
+    pytest.importorskip("bpy")
+    out = tmp_path / "ict"
+    assert run_cli("assets", "ict-facekit", mini, "--heads", "2", "--out", str(out), "-q").returncode == 0
+    r = run_cli("assets", "preview", str(out / "manifest.parquet"), "--out", str(tmp_path / "p" / "sheet.png"),
+                "--heads", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (tmp_path / "p" / "sheet.png").exists()  # no HDRIs: no HDRI sheet
+    from PIL import Image
+    heads = np.asarray(Image.open(tmp_path / "p" / "sheet_heads.png").convert("L"), dtype=np.float64)
+    assert heads.std() > 5  # heads drawn over the flat background, not an empty sheet
