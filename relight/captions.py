@@ -136,18 +136,28 @@ def head_params(meta: dict[str, Any]) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
+def _expression(p: dict[str, Any], procedural: str, arkit: tuple[str, ...]) -> float:
+    """A procedural head's expression parameter, or an imported head's largest ARKit weight for it
+    (ICT-FaceKit heads record ``expression_weights`` by ARKit blendshape name)."""
+    weights = p.get("expression_weights") if isinstance(p.get("expression_weights"), dict) else {}
+    values = [p.get(procedural, 0.0)] + [weights.get(name, 0.0) for name in arkit]
+    return max(float(v) for v in values if isinstance(v, (int, float)))
+
+
 def subject_words(meta: dict[str, Any]) -> str:
     p = head_params(meta)
+    appearance = p.get("appearance") if isinstance(p.get("appearance"), dict) else {}
     traits = []
-    if isinstance(p.get("melanin"), (int, float)) and math.isfinite(p["melanin"]):
-        traits.append(f"{skin_words(float(p['melanin']))} skin")
-    hair = hair_words(p)
+    melanin = p.get("melanin", appearance.get("melanin"))  # imported heads keep their skin model under appearance
+    if isinstance(melanin, (int, float)) and math.isfinite(melanin):
+        traits.append(f"{skin_words(float(melanin))} skin")
+    hair = hair_words(p)  # a procedural head's; an imported head's appearance has no hair of its own
     if hair:
         traits.append(hair)
     out = GENERIC_SYNTHETIC + (" with " + " and ".join(traits) if traits else "")
-    if p.get("smile", 0.0) > 0.4:
+    if _expression(p, "smile", ("mouthSmile_L", "mouthSmile_R")) > 0.4:
         out += ", smiling"
-    if p.get("jaw_open", 0.0) > 0.4:
+    if _expression(p, "jaw_open", ("jawOpen",)) > 0.4:
         out += ", mouth open"
     return out
 

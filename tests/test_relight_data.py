@@ -373,6 +373,12 @@ def test_captions_follow_the_metadata():
     assert [captions.synthetic_caption(old, j) for j in (0, 1)] == [captions.synthetic_caption(meta, j) for j in (0, 1)]
     assert captions.direction_words(-170, 0) == "behind" and captions.direction_words(-90, 40) == "the upper left"
     assert captions.light_direction(np.full((16, 32, 3), 200, np.uint8)) is None  # uniform light: no direction
+    # an ICT-FaceKit head: skin model under appearance (its unused hair not described), ARKit expression weights
+    ict = {"head": {"params": json.dumps({"appearance": {"melanin": 0.3, "hair_melanin": 0.5, "hair_coverage": 0.9},
+                                          "expression_weights": {"mouthSmile_L": 0.7, "jawOpen": 0.2}})},
+           "lightings": meta["lightings"]}
+    assert captions.synthetic_caption(ict, 1) == ("a portrait of a person with "
+                                                  f"{captions.skin_words(0.3)} skin, smiling, lit by sunset light")
 
 
 def _as_relight_wds_1(ds: str, out) -> str:
