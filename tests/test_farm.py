@@ -130,17 +130,23 @@ def test_one_and_two_workers_give_the_local_dataset(catalog, reference, local_ra
 
 
 def _kill_a_worker_mid_shard(out: str, killed: list, stop: threading.Event) -> None:
-    """SIGKILL the Ray worker rendering a shard once it is inside the shard (staging open, not published)."""
+    """SIGKILL the Ray worker rendering a shard while it is inside the shard (staging open, not published)
+    and its Blender child is running (polled, not timed: a loaded machine changes the timing)."""
     staging = os.path.join(out, ".staging")
     while not stop.is_set():
         for name in sorted(os.listdir(staging)) if os.path.isdir(staging) else []:
-            shard, _host, pid = name.rsplit(".", 2)  # <shard>.<host>.<worker pid>
-            time.sleep(0.3)  # the first group is rendering (a fresh Blender loads its map for ~1-2 s)
-            if os.path.exists(os.path.join(out, "completed", f"{shard}.json")):
+            parts = name.rsplit(".", 2)  # a shard's staging folder is <shard>.<host>.<worker pid>
+            if len(parts) != 3 or not parts[2].isdigit():
+                continue  # Blender's pass file (synthgen_passes_<pid>.exr) shares the folder
+            shard, _host, pid = parts
+            try:
+                worker = psutil.Process(int(pid))
+                blender = [c.pid for c in worker.children(recursive=True)]
+            except psutil.NoSuchProcess:
                 continue
-            worker = psutil.Process(int(pid))
+            if not blender or os.path.exists(os.path.join(out, "completed", f"{shard}.json")):
+                continue  # its Blender is not up yet, or the shard is already published
             assert worker.name().startswith("ray::render_shard_task")  # our Ray task's worker, nothing else
-            blender = [c.pid for c in worker.children(recursive=True)]
             os.kill(int(pid), signal.SIGKILL)
             killed.append((shard, int(pid), blender))
             return
