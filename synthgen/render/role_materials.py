@@ -150,7 +150,8 @@ def lash_material(p: dict, textures: dict, name: str) -> bpy.types.Material:
     """Lashes and brows on mesh cards: a dark, sheeny hair colour, partly see-through.
 
     A card's albedo texture alpha (strands painted on a card) is its coverage; without one the card
-    is 75 % covered, so the skin shows through as between real strands.
+    is 30 % covered: ICT-FaceKit's untextured lash cards are broad strips, and a denser solid card
+    reads as a dark band under the lid rather than lashes.
     """
     mat = bpy.data.materials.new(name)
     g = _Graph(mat)
@@ -163,7 +164,7 @@ def lash_material(p: dict, textures: dict, name: str) -> bpy.types.Material:
     if "albedo" in textures:
         g.set(mix, "Fac", hm.image_node(g, textures["albedo"][0], channel="Alpha"))
     else:
-        g.set(mix, "Fac", 0.75)
+        g.set(mix, "Fac", 0.3)
     g.tree.links.new(clear.outputs[0], mix.inputs[1])
     g.tree.links.new(bsdf.outputs[0], mix.inputs[2])
     g.output(mix.outputs[0])
