@@ -69,12 +69,21 @@ MATERIAL_ROLES = {
     "M_ScleraRight": "sclera",
     "M_IrisLeft": "iris",
     "M_IrisRight": "iris",
+    "M_CorneaLeft": "cornea",      # written by us: the sclera shell's faces in front of the iris (see eye_split)
+    "M_CorneaRight": "cornea",
     "M_LacrimalFluid": "tear_film",
     "M_EyeBlend": "eye_occlusion",  # Unreal Digital Human style blend mesh at the eye corners
     "M_EyeOcclusion": "eye_occlusion",
     "M_EyeLashes": "eyelashes",
 }
 SCALP_MATERIALS = ("M_BackHead",)
+# (sclera shell, iris, cornea group we split off the shell) per eye. ICT's eyeball is an outer shell
+# (M_Sclera*) over the whole eye, cornea bulge included, with the iris disk inside it; its own renderer
+# makes the shell transparent over the iris with a texture. We move those shell faces to a cornea group.
+EYES = (("M_ScleraLeft", "M_IrisLeft", "M_CorneaLeft"), ("M_ScleraRight", "M_IrisRight", "M_CorneaRight"))
+IRIS_DISK_DEPTH = 0.1   # iris vertices within this fraction of the eye radius of the iris' front: its disk
+CORNEA_MARGIN = 1.1     # shell faces within this times the iris radius of the eye axis are cornea
+CORNEA_MTL = "newmtl {name}\nillum 4\nKd 1.00 1.00 1.00\nKa 0.00 0.00 0.00\nTf 1.00 1.00 1.00\nd 0.10\nNi 1.376\nKs 1.00 1.00 1.00\nNs 500.00\n"
 # The ICT topology's "Head and Neck" part (README table: vertices [9409:11247]); only for the full topology.
 ICT_VERTICES = 26719
 ICT_SCALP_VERTEX_RANGE = (9409, 11248)
@@ -107,6 +116,8 @@ class FaceKit:
     expression_names: list[str]
     expression_deltas: list[np.ndarray]
     commit: str | None = None
+    cornea_faces: dict[str, list[int]] | None = None  # sclera material -> its ``f`` line indices that are cornea
+    eyes: dict[str, dict] | None = None               # cornea material -> measured eye geometry (cm, UV)
 
     @property
     def vertices(self) -> int:
@@ -228,10 +239,100 @@ def load(path: str) -> FaceKit:
     if not identity_names:
         raise AssetError(f"{folder}: no identity shapes (identity000.obj, identity001.obj, ...)")
     expression_names = _expression_order(folder, {o[:-4] for o in objs if o != NEUTRAL and not _IDENTITY_RE.match(o)})
-    return FaceKit(folder=folder, neutral=neutral, lines=lines, v_lines=v_lines, mtl_path=mtl_path,
-                   materials=materials, identity_names=identity_names, identity_deltas=deltas(identity_names),
-                   expression_names=expression_names, expression_deltas=deltas(expression_names),
-                   commit=_git_commit(folder))
+    kit = FaceKit(folder=folder, neutral=neutral, lines=lines, v_lines=v_lines, mtl_path=mtl_path,
+                  materials=materials, identity_names=identity_names, identity_deltas=deltas(identity_names),
+                  expression_names=expression_names, expression_deltas=deltas(expression_names),
+                  commit=_git_commit(folder))
+    kit.cornea_faces, kit.eyes = eye_split(kit)
+    return kit
+
+
+def _groups(lines: list[str]) -> dict[str, list[tuple[int, list[int], list[int]]]]:
+    """material -> [(line index, vertex indices, uv indices or []), ...] of its ``f`` lines (0-based)."""
+    out: dict[str, list] = {}
+    cur = None
+    for i, line in enumerate(lines):
+        if line.startswith("usemtl "):
+            parts = line.split()
+            cur = parts[1] if len(parts) > 1 else None
+        elif line.startswith("f ") and cur is not None:
+            corners = [c.split("/") for c in line.split()[1:]]
+            vi = [int(c[0]) - 1 for c in corners]
+            ti = [int(c[1]) - 1 for c in corners if len(c) > 1 and c[1]]
+            out.setdefault(cur, []).append((i, vi, ti if len(ti) == len(vi) else []))
+    return out
+
+
+def eye_split(kit: FaceKit) -> tuple[dict[str, list[int]], dict[str, dict]]:
+    """The sclera shell's faces in front of each iris (on the neutral), and each eye's measured geometry.
+
+    Per eye: the eye's centre is the shell's bounding-box centre, its axis points to the shell's most
+    forward (+Z) vertex (the cornea apex; the neutral looks ahead); the iris disk is the iris vertices
+    within ``IRIS_DISK_DEPTH`` eye radii of the iris' front along the axis, its radius their largest
+    distance from the axis. Shell faces whose centroid is within ``CORNEA_MARGIN`` iris radii of the
+    axis and in front of the disk's back are the cornea. Elementwise arithmetic only (no BLAS), on the
+    neutral, so the split is the same for every head and machine and follows the eye as it moves.
+    """
+    from assets_manifest.heads import portable_math as pm
+
+    groups = _groups(kit.lines)
+    faces: dict[str, list[int]] = {}
+    eyes: dict[str, dict] = {}
+    vt = None
+    for sclera, iris, cornea in EYES:
+        if sclera not in groups or iris not in groups:
+            continue
+        shell_v = sorted({v for _, vi, _ in groups[sclera] for v in vi})
+        iris_v = sorted({v for _, vi, _ in groups[iris] for v in vi})
+        s = kit.neutral[shell_v]
+        centre = (s.min(axis=0) + s.max(axis=0)) / 2.0
+        apex = s[int(np.argmax(s[:, 2]))]
+        axis = pm.normalize(apex - centre)
+        radius = float(pm.length(apex - centre))
+        if radius <= 0:
+            continue
+        d = kit.neutral[iris_v] - centre
+        along = pm.dot3(d, axis)
+        perp = pm.length(d - along[:, None] * axis)
+        disk = along >= along.max() - IRIS_DISK_DEPTH * radius
+        iris_r = float(perp[disk].max())
+        back = float(along[disk].min())
+        chosen = []
+        for line, vi, _ in groups[sclera]:
+            c = kit.neutral[vi].sum(axis=0) / len(vi)  # a few corners: a fixed-order sum
+            a = float(pm.dot3(c - centre, axis))
+            p = float(pm.length((c - centre) - a * axis))
+            if a > back and p < CORNEA_MARGIN * iris_r:
+                chosen.append(line)
+        if not chosen or len(chosen) == len(groups[sclera]):
+            continue
+        faces[sclera] = chosen
+        eye = {"iris_radius_m": round(iris_r / SOURCE_SCALE_TO_M, 6), "eye_radius_m": round(radius / SOURCE_SCALE_TO_M, 6)}
+        # the iris' UVs: a centred disk in ICT (pupil at its centre), measured from the disk's vertices
+        uvs = {v: t for _, vi, ti in groups[iris] if ti for v, t in zip(vi, ti)}
+        if vt is None:
+            vt = np.array([[float(x) for x in line.split()[1:3]] for line in kit.lines if line.startswith("vt ")]
+                          or np.zeros((0, 2)), dtype=np.float64).reshape(-1, 2)
+        disk_v = [v for v, k in zip(iris_v, disk) if k]
+        if disk_v and all(v in uvs and uvs[v] < len(vt) for v in disk_v):
+            uv = vt[[uvs[v] for v in disk_v]]
+            centre_uv = (uv.min(axis=0) + uv.max(axis=0)) / 2.0
+            r_uv = np.sqrt((uv[:, 0] - centre_uv[0]) ** 2 + (uv[:, 1] - centre_uv[1]) ** 2)
+            eye["iris_uv_centre"] = [round(float(x), 4) for x in centre_uv]
+            eye["iris_uv_radius"] = round(float(r_uv.max()), 4)
+        eyes[cornea] = eye
+    return faces, eyes
+
+
+def output_materials(kit: FaceKit) -> list[str]:
+    """The written OBJ's materials: the model's, each split sclera followed by its cornea."""
+    out = []
+    split = {s: c for s, _, c in EYES if s in (kit.cornea_faces or {})}
+    for m in dict.fromkeys(kit.materials):
+        out.append(m)
+        if m in split:
+            out.append(split[m])
+    return out
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -339,10 +440,46 @@ def obj_text(kit: FaceKit, vertices_m: np.ndarray, mtl_name: str) -> str:
     lines = list(kit.lines)
     for i, (x, y, z) in zip(kit.v_lines, vertices_m.tolist()):
         lines[i] = f"v {x:.7f} {y:.7f} {z:.7f}"
+    lines = _split_cornea(kit, lines)
     out = [f"mtllib {mtl_name}" if line.startswith("mtllib ") else line for line in lines]
     if not any(line.startswith("mtllib ") for line in lines):
         out.insert(0, f"mtllib {mtl_name}")
     return "\n".join(out) + "\n"
+
+
+def _split_cornea(kit: FaceKit, lines: list[str]) -> list[str]:
+    """Each split sclera group's cornea faces moved into ``usemtl <cornea>`` right after the group."""
+    moved = {i: c for s, _, c in EYES for i in (kit.cornea_faces or {}).get(s, ())}
+    if not moved:
+        return lines
+    out: list[str] = []
+    pending: dict[str, list[str]] = {}
+
+    def flush():
+        for name, fl in pending.items():
+            out.append(f"usemtl {name}")
+            out.extend(fl)
+        pending.clear()
+
+    for i, line in enumerate(lines):
+        if line.startswith("usemtl "):
+            flush()
+        if i in moved:
+            pending.setdefault(moved[i], []).append(line)
+        else:
+            out.append(line)
+    flush()
+    return out
+
+
+def mtl_bytes(kit: FaceKit) -> bytes:
+    """The model's MTL, plus a clear, glossy entry for each cornea group we write."""
+    with open(kit.mtl_path, "rb") as f:
+        data = f.read()
+    extra = "".join(CORNEA_MTL.format(name=c) for s, _, c in EYES if s in (kit.cornea_faces or {}))
+    if extra and not data.endswith(b"\n"):
+        data += b"\n"
+    return data + extra.encode()
 
 
 def source_text(kit: FaceKit) -> str:
@@ -353,7 +490,7 @@ def sidecar(kit: FaceKit) -> dict[str, Any]:
     """The per-file ``<file>.asset.json``: licence, source, units, axes and material roles."""
     return {"license": LICENSE, "source": source_text(kit), "units": "m", "up_axis": UP_AXIS,
             "forward_axis": FORWARD_AXIS,
-            "material_roles": {m: MATERIAL_ROLES[m] for m in dict.fromkeys(kit.materials) if m in MATERIAL_ROLES}}
+            "material_roles": {m: MATERIAL_ROLES[m] for m in output_materials(kit) if m in MATERIAL_ROLES}}
 
 
 def generator_params(kit: FaceKit, sample: HeadSample, seed: int, index: int, identity_sigma: float) -> dict:
@@ -371,6 +508,7 @@ def generator_params(kit: FaceKit, sample: HeadSample, seed: int, index: int, id
         "fitzpatrick_type": fitzpatrick_type(sample.appearance["melanin"]),
         "scalp_materials": [m for m in SCALP_MATERIALS if m in kit.materials],
         "source_units": "cm",
+        "eyes": kit.eyes or {},
         "source_commit": kit.commit,
     }
     if kit.vertices == ICT_VERTICES:
@@ -385,8 +523,7 @@ def _json(obj: Any) -> str:
 def write_head(kit: FaceKit, folder: str, name: str, sample: HeadSample) -> str:
     """``folder/name.obj`` + ``name.mtl`` + ``name.obj.asset.json``; returns the OBJ's path."""
     obj = os.path.join(folder, name + ".obj")
-    with open(kit.mtl_path, "rb") as f:
-        atomic.write_bytes(os.path.join(folder, name + ".mtl"), f.read(), durable_dir=False)
+    atomic.write_bytes(os.path.join(folder, name + ".mtl"), mtl_bytes(kit), durable_dir=False)
     atomic.write_text(obj, obj_text(kit, blend(kit, sample), name + ".mtl"), durable_dir=False)
     atomic.write_text(obj + ".asset.json", json.dumps(sidecar(kit), indent=1, sort_keys=True) + "\n",
                       durable_dir=False)

@@ -101,7 +101,8 @@ def test_command_writes_a_catalog_that_validates(mini, tmp_path):
     for row in rows:
         head = row["head"]
         assert head["generator"] == "ict-facekit" and "github.com/ICT-VGL/ICT-FaceKit" in row["source"]
-        assert sorted(head["parts"]) == sorted(ICT_MATERIALS)  # every part, by its ICT material name
+        # every part, by its ICT material name, plus the cornea split off each sclera shell over its iris
+        assert sorted(head["parts"]) == sorted(ICT_MATERIALS + ["M_CorneaLeft", "M_CorneaRight"])
         p = json.loads(head["generator_params"])
         assert list(p["identity_weights"]) == ["identity000", "identity001", "identity002"]
         assert set(p["expression_weights"]) <= set(EXPRESSIONS)
@@ -118,7 +119,9 @@ def test_command_writes_a_catalog_that_validates(mini, tmp_path):
         assert 0.2 < np.linalg.norm(np.subtract(head["bbox_max"], head["bbox_min"])) < 0.6  # metres, not cm
         side = json.load(open(os.path.join(out, row["uri"] + ".asset.json")))
         assert (side["units"], side["up_axis"], side["forward_axis"], side["license"]) == ("m", "+Y", "+Z", "MIT")
-        assert side["material_roles"] == {m: ict_facekit.MATERIAL_ROLES[m] for m in ICT_MATERIALS}
+        assert side["material_roles"] == {m: ict_facekit.MATERIAL_ROLES[m]
+                                          for m in ICT_MATERIALS + ["M_CorneaLeft", "M_CorneaRight"]}
+        assert side["material_roles"]["M_CorneaLeft"] == "cornea"
         with open(os.path.join(out, row["uri"])) as fh:
             text = fh.read()
         assert text.startswith(HEADER) and f"mtllib {row['name']}.mtl" in text  # licence header and own MTL kept

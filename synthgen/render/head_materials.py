@@ -245,8 +245,21 @@ def iris_material(p: dict, textures: dict | None = None, name: str = "head_iris"
     g.set(sep, "Vector", uv)
     u, v = sep.outputs["X"], sep.outputs["Y"]
     bands = p.get("uv_bands")
+    disk = p.get("uv_disk")
     if "albedo" in textures:
         col = texture(g, textures, "albedo")
+    elif disk:
+        # UVs laid out as a disk centred on the pupil (ICT-FaceKit): radius r = 1 at the limbus
+        cu, cv = disk["centre"]
+        du, dv = g.math("SUBTRACT", u, cu), g.math("SUBTRACT", v, cv)
+        r = g.math("DIVIDE", g.math("SQRT", g.math("ADD", g.math("MULTIPLY", du, du), g.math("MULTIPLY", dv, dv))),
+                   disk["radius"])
+        angle = g.math("ARCTAN2", dv, du)
+        iris_col = _streaked_iris(g, g.math("MULTIPLY", angle, 0.5), g.math("MULTIPLY", r, 0.3), p["color"],
+                                  p.get("seed", 0))
+        ring = g.smoothstep(r, 0.78, 0.95)  # the darker limbal ring
+        col = g.mix_rgb(g.math("MULTIPLY", ring, 0.85), iris_col, (0.01, 0.008, 0.006))
+        col = g.mix_rgb(g.smoothstep(r, disk.get("pupil", 0.4) - 0.03, disk.get("pupil", 0.4) + 0.03), PUPIL, col)
     elif bands:
         iris_v, pupil_v, limbus = bands["iris_v"], bands["pupil_v"], bands["limbus_width_v"]
         iris_col = _streaked_iris(g, u, v, p["color"], p.get("seed", 0))

@@ -69,9 +69,12 @@ def appearance_params(generator_params: str | dict | None) -> dict[str, Any]:
             generator_params = json.loads(generator_params)
         except json.JSONDecodeError:
             return {}
-    app = (generator_params or {}).get("appearance") if isinstance(generator_params, dict) else None
+    gp = generator_params if isinstance(generator_params, dict) else {}
+    disk = next((e for e in (gp.get("eyes") or {}).values()
+                 if isinstance(e, dict) and "iris_uv_centre" in e and e.get("iris_uv_radius", 0) > 0), None)
+    app = gp.get("appearance")
     if not isinstance(app, dict):
-        return {}
+        return {"iris_uv_disk": {"centre": disk["iris_uv_centre"], "radius": disk["iris_uv_radius"]}} if disk else {}
     from assets_manifest.heads import appearance as model  # the skin model; only for heads that carry one
 
     mel, haem = app.get("melanin", 0.05), app.get("haemoglobin", 0.02)
@@ -86,6 +89,8 @@ def appearance_params(generator_params: str | dict | None) -> dict[str, Any]:
         out["skin"]["seed"] = int(app["seed"])
     if "iris_melanin" in app:
         out["iris"] = model.iris_albedo(app["iris_melanin"])
+    if disk:  # ICT-FaceKit: the iris mesh's UVs are a disk centred on the pupil
+        out["iris_uv_disk"] = {"centre": disk["iris_uv_centre"], "radius": disk["iris_uv_radius"]}
     if "hair_melanin" in app:
         out["hair"] = model.hair_albedo(app["hair_melanin"], app.get("hair_redness", 0.1))
     return out
@@ -101,7 +106,10 @@ def role_params(role: str, declared: dict | None, appearance: dict, has_cornea: 
             p.update(albedo=p["lip_albedo"], roughness=max(0.2, p["roughness"] - 0.12), micro_detail=0.3 * p["micro_detail"])
         return p
     if role == "iris":
-        return {"color": appearance.get("iris", DEFAULT_IRIS), "coat": 0.0 if has_cornea else 1.0}
+        p = {"color": appearance.get("iris", DEFAULT_IRIS), "coat": 0.0 if has_cornea else 1.0}
+        if "iris_uv_disk" in appearance:
+            p["uv_disk"] = appearance["iris_uv_disk"]
+        return p
     if role == "sclera":
         return {"coat": 0.5 if has_cornea else 1.0}
     if role in ("hair", "eyebrows", "eyelashes"):
@@ -142,7 +150,8 @@ def lash_material(p: dict, textures: dict, name: str) -> bpy.types.Material:
     """Lashes and brows on mesh cards: a dark, sheeny hair colour, partly see-through.
 
     A card's albedo texture alpha (strands painted on a card) is its coverage; without one the card
-    is 75 % covered, so the skin shows through as between real strands.
+    is 30 % covered: ICT-FaceKit's untextured lash cards are broad strips, and a denser solid card
+    reads as a dark band under the lid rather than lashes.
     """
     mat = bpy.data.materials.new(name)
     g = _Graph(mat)
@@ -155,7 +164,7 @@ def lash_material(p: dict, textures: dict, name: str) -> bpy.types.Material:
     if "albedo" in textures:
         g.set(mix, "Fac", hm.image_node(g, textures["albedo"][0], channel="Alpha"))
     else:
-        g.set(mix, "Fac", 0.75)
+        g.set(mix, "Fac", 0.3)
     g.tree.links.new(clear.outputs[0], mix.inputs[1])
     g.tree.links.new(bsdf.outputs[0], mix.inputs[2])
     g.output(mix.outputs[0])
