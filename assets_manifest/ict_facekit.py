@@ -74,7 +74,9 @@ MATERIAL_ROLES = {
     "M_LacrimalFluid": "tear_film",
     "M_EyeBlend": "eye_occlusion",  # Unreal Digital Human style blend mesh at the eye corners
     "M_EyeOcclusion": "eye_occlusion",
-    "M_EyeLashes": "eyelashes",
+    # ICT's lashes are broad cards meant for an alpha texture the kit does not ship; shaded without one
+    # they draw a grey band under each eye, so they are hidden until strand lashes (the hair issue) exist
+    "M_EyeLashes": "hidden",
 }
 SCALP_MATERIALS = ("M_BackHead",)
 # (sclera shell, iris, cornea group we split off the shell) per eye. ICT's eyeball is an outer shell

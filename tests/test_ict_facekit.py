@@ -313,3 +313,51 @@ def test_preview_draws_a_heads_only_catalog(mini, tmp_path):
     from PIL import Image
     heads = np.asarray(Image.open(tmp_path / "p" / "sheet_heads.png").convert("L"), dtype=np.float64)
     assert heads.std() > 5  # heads drawn over the flat background, not an empty sheet
+
+
+def _eye_kit(tmp_path) -> str:
+    """A FaceKit whose left eye is ICT's shape: a closed sclera shell (r 1.2 cm, looking +Z) around an iris
+    disk (r 0.6 cm) 0.9 cm in front of the eye's centre; the face is a sphere behind it."""
+    face = trimesh.creation.icosphere(subdivisions=2, radius=9.0)
+    shell = trimesh.creation.icosphere(subdivisions=3, radius=1.2)
+    disk = trimesh.creation.cylinder(radius=0.6, height=0.05, sections=24)
+    centre = np.array([3.0, 4.0, 9.5])
+    parts = [("M_Face", face.vertices, face.faces), ("M_ScleraLeft", shell.vertices + centre, shell.faces),
+             ("M_IrisLeft", disk.vertices + centre + [0, 0, 0.9], disk.faces)]
+    folder = tmp_path / "eye" / "FaceXModel"
+    folder.mkdir(parents=True)
+    lines, base = [HEADER, "mtllib ICTFaceModelMaterial.mtl\n"], 0
+    lines += [f"v {a:.6g} {b:.6g} {c:.6g}\n" for _, v, _ in parts for a, b, c in v]
+    for name, v, f in parts:
+        lines.append(f"usemtl {name}\n")
+        lines += ["f " + " ".join(str(base + i + 1) for i in tri) + "\n" for tri in f]
+        base += len(v)
+    text = "".join(lines)
+    for name in ("generic_neutral_mesh", "identity000", "jawOpen"):
+        (folder / f"{name}.obj").write_text(text)
+    (folder / "ICTFaceModelMaterial.mtl").write_text("".join(f"newmtl {n}\nKd 0.6 0.6 0.6\n" for n, _, _ in parts))
+    return str(folder.parent)
+
+
+def test_the_cornea_is_the_shell_in_front_of_the_iris(tmp_path):
+    """ICT's sclera shell covers the iris; the importer moves the shell's faces in front of the iris disk (and
+    only those) to a cornea group, so the eye shows its iris through a clear cornea instead of a white ball."""
+    kit = ict_facekit.load(_eye_kit(tmp_path))
+    faces, eyes = ict_facekit.eye_split(kit)
+    chosen = faces["M_ScleraLeft"]
+    assert chosen, "no cornea faces"
+    centre = np.array([3.0, 4.0, 9.5])
+    for line in chosen:  # every cornea face is on the front cap, over the iris
+        c = np.mean([kit.neutral[int(t.split("/")[0]) - 1] for t in kit.lines[line].split()[1:]], axis=0) - centre
+        assert c[2] > 0.85 and np.hypot(c[0], c[1]) < 1.1 * 0.6 + 0.05
+    shell_lines = [i for i, ln in enumerate(kit.lines) if ln.startswith("f ")][len(trimesh.creation.icosphere(2).faces):]
+    front = [i for i in shell_lines[:len(trimesh.creation.icosphere(3).faces)]
+             if (np.mean([kit.neutral[int(t) - 1] for t in kit.lines[i].split()[1:]], axis=0) - centre)[2] > 1.0]
+    assert set(front) <= set(chosen)  # the cap right over the iris is all cornea
+    assert len(chosen) < 0.3 * len(trimesh.creation.icosphere(3).faces)  # and the rest of the ball stays sclera
+    out = tmp_path / "cat"
+    assert run_cli("assets", "ict-facekit", str(tmp_path / "eye"), "--heads", "1", "--out", str(out), "-q").returncode == 0
+    obj = next(p for p in glob.glob(str(out / "heads" / "*.obj")))
+    assert "usemtl M_CorneaLeft" in open(obj).read()
+    side = json.load(open(obj + ".asset.json"))
+    assert side["material_roles"]["M_CorneaLeft"] == "cornea"
