@@ -37,9 +37,10 @@ Jobs (any combination, one Blender session):
     512 px / 64 samples, 2 lightings per group (two HDRIs, as the
     quickstart's maps), same camera and render settings (the quickstart's:
     denoised, 6 bounces, albedo/normal/depth passes). Groups alternate ICT,
-    procedural, ICT, ... in one renderer after one discarded warm-up group
-    per kind, and the medians of setup (import + materials + framing) and
-    Cycles' render call are printed with the ratio ICT / procedural.
+    procedural, ICT, ... in one renderer per size, after one discarded
+    warm-up group per kind (at 32 px, once per process), and the medians of
+    setup (import + materials + framing), Cycles' render call and the whole
+    group are printed with the ratio ICT / procedural.
 
     .venv/bin/synthgen assets ict-facekit /path/to/ICT-FaceKit --heads 16 --out /tmp/ict
     .venv/bin/synthgen assets builtin --out /tmp/builtin --heads 3 --hdris 0
@@ -291,22 +292,24 @@ def timing(args, renderer_factory) -> None:
             raise SystemExit("--timing needs at least 2 heads in each catalog (one is the warm-up)")
     assets = AssetPaths.from_catalogs([args.catalog, args.procedural])
     lightings, _ = make_lightings(args.timing_hdris.split(","), args.key_azimuth)
-    print(f"timing: {n} groups per kind (+1 warm-up each), 2 lightings per group "
+    print(f"timing: {n} groups per kind per size (after one warm-up group per kind at 32 px), 2 lightings per group "
           f"({args.timing_hdris}), yaw alternating {', '.join(f'{y:+.0f}' for y in YAWS)}, device {args.device}")
     print(f"  ICT: {', '.join(h['name'] for h in ict[1:n + 1])} ({ict[1]['head']['vertices']} vertices); "
           f"procedural: {', '.join(h['name'] for h in proc[1:n + 1])} ({proc[1]['head']['vertices']} vertices)")
+    # warm-up, once per process at a tiny size: first imports (glTF add-on, OBJ reader), OIDN, map loads
+    warm = renderer_factory(render_cfg(32, 1, args))
+    for heads in (ict, proc):
+        warm.render_group(located_row(assets, heads[0], lightings, 0.0, args))
     results = []
     for res, samples in args.timing_sizes:
         renderer = renderer_factory(render_cfg(res, samples, args))
         got: dict[str, dict[str, list[float]]] = {k: {"setup": [], "cycles": [], "group": []} for k in ("ict", "proc")}
-        for i in range(n + 1):
+        for i in range(1, n + 1):
             for kind, heads in (("ict", ict), ("proc", proc)):
                 row = located_row(assets, heads[i], lightings, YAWS[i % len(YAWS)], args)
                 t = time.perf_counter()
                 _, tm = renderer.render_group(row)
                 wall = time.perf_counter() - t
-                if i == 0:
-                    continue  # warm-up: kernels, first map load
                 got[kind]["setup"].append(tm.setup_s)
                 got[kind]["cycles"].append(sum(tm.render_s))
                 got[kind]["group"].append(wall)
