@@ -441,9 +441,9 @@ def test_blender_process_timeout_crash_error_and_rss_recycling(catalog, tmp_path
     cfg = job.to_dict()["render"]
     log = str(tmp_path / "blender.log")
 
-    slow = BlenderProcess(cfg, threads=1, log_path=log, timeout_s=1)
+    slow = BlenderProcess(dict(cfg, samples=4096), threads=1, log_path=log, timeout_s=1)
     with pytest.raises(GroupFailed, match=r"^TimeoutError: group took longer than render.timeout_s = 1 s"):
-        slow.render_group(rows[0])  # a fresh Blender's first group loads its map (~2 s) and renders 96 px
+        slow.render_group(rows[0])  # 96 px at 4096 samples on one thread: tens of seconds, stopped at 1 s
     assert slow.stats.timeouts == 1 and slow.proc is None  # killed, not left running
     slow.close()
 
