@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from assets_manifest import splits
+from assets_manifest import material_roles, splits
 from assets_manifest.schema import AssetError, write_manifest
 from synthgen.format import atomic
 
@@ -59,21 +59,11 @@ UP_AXIS, FORWARD_AXIS = "+Y", "+Z"  # as stored (checked against the data: eyes 
 WEIGHT_DECIMALS = 6
 _IDENTITY_RE = re.compile(r"^identity(\d+)\.obj$")
 
-# ICT material -> role (the shared role vocabulary of the catalog's material_roles).
+# ICT material -> role: the catalog's ICT-FaceKit preset, plus what this importer changes
 MATERIAL_ROLES = {
-    "M_Face": "skin",
-    "M_BackHead": "skin",          # head, neck, mouth and eye sockets: the scalp part for hair later
-    "M_GumsTongue": "gums",
-    "M_Teeth": "teeth",
-    "M_ScleraLeft": "sclera",
-    "M_ScleraRight": "sclera",
-    "M_IrisLeft": "iris",
-    "M_IrisRight": "iris",
+    **material_roles.ICT_FACEKIT,  # M_BackHead (head, neck, mouth and eye sockets) is the scalp part for hair
     "M_CorneaLeft": "cornea",      # written by us: the sclera shell's faces in front of the iris (see eye_split)
     "M_CorneaRight": "cornea",
-    "M_LacrimalFluid": "tear_film",
-    "M_EyeBlend": "eye_occlusion",  # Unreal Digital Human style blend mesh at the eye corners
-    "M_EyeOcclusion": "eye_occlusion",
     # ICT's lashes are broad cards meant for an alpha texture the kit does not ship; shaded without one
     # they draw a grey band under each eye, so they are hidden until strand lashes (the hair issue) exist
     "M_EyeLashes": "hidden",

@@ -79,6 +79,14 @@ class _Graph:
                     value = (*value, 1.0)
             sock.default_value = value
 
+    def mix(self, fac, first, second):
+        """Mix Shader: ``first`` where ``fac`` is 0, ``second`` where it is 1; returns its output."""
+        n = self.node("ShaderNodeMixShader")
+        self.set(n, "Fac", fac)
+        self.tree.links.new(first, n.inputs[1])
+        self.tree.links.new(second, n.inputs[2])
+        return n.outputs[0]
+
     def math(self, op: str, a, b=0.0, c=0.0, clamp: bool = False):
         n = self.node("ShaderNodeMath", _operation=op, _use_clamp=clamp)
         self.set(n, 0, a)
@@ -314,11 +322,7 @@ def cornea_material(p: dict | None = None, textures: dict | None = None,
     path = g.node("ShaderNodeLightPath")
     see_through = g.math("MAXIMUM", path.outputs["Is Shadow Ray"], path.outputs["Is Diffuse Ray"])
     clear = g.node("ShaderNodeBsdfTransparent")
-    mix = g.node("ShaderNodeMixShader")
-    g.set(mix, "Fac", see_through)
-    g.tree.links.new(glass.outputs[0], mix.inputs[1])
-    g.tree.links.new(clear.outputs[0], mix.inputs[2])
-    g.output(mix.outputs[0])
+    g.output(g.mix(see_through, glass.outputs[0], clear.outputs[0]))
     return mat
 
 

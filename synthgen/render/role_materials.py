@@ -160,14 +160,8 @@ def lash_material(p: dict, textures: dict, name: str) -> bpy.types.Material:
     g.set(bsdf, "Base Color", colour)
     g.set(bsdf, "Sheen Weight", 0.3)
     clear = g.node("ShaderNodeBsdfTransparent")
-    mix = g.node("ShaderNodeMixShader")
-    if "albedo" in textures:
-        g.set(mix, "Fac", hm.image_node(g, textures["albedo"][0], channel="Alpha"))
-    else:
-        g.set(mix, "Fac", 0.3)
-    g.tree.links.new(clear.outputs[0], mix.inputs[1])
-    g.tree.links.new(bsdf.outputs[0], mix.inputs[2])
-    g.output(mix.outputs[0])
+    coverage = hm.image_node(g, textures["albedo"][0], channel="Alpha") if "albedo" in textures else 0.3
+    g.output(g.mix(coverage, clear.outputs[0], bsdf.outputs[0]))
     return mat
 
 
@@ -188,11 +182,7 @@ def eye_occlusion_material(p: dict, textures: dict, name: str) -> bpy.types.Mate
     path = g.node("ShaderNodeLightPath")
     pass_through = g.math("MAXIMUM", path.outputs["Is Shadow Ray"], path.outputs["Is Diffuse Ray"])
     clear = g.node("ShaderNodeBsdfTransparent")
-    mix = g.node("ShaderNodeMixShader")
-    g.set(mix, "Fac", pass_through)
-    g.tree.links.new(shade.outputs[0], mix.inputs[1])
-    g.tree.links.new(clear.outputs[0], mix.inputs[2])
-    g.output(mix.outputs[0])
+    g.output(g.mix(pass_through, shade.outputs[0], clear.outputs[0]))
     return mat
 
 
@@ -205,11 +195,7 @@ def tear_film_material(p: dict, textures: dict, name: str) -> bpy.types.Material
     glint = g.math("MULTIPLY", fresnel, g.math("SUBTRACT", 1.0, path.outputs["Is Shadow Ray"]))
     clear = g.node("ShaderNodeBsdfTransparent")
     gloss = g.node("ShaderNodeBsdfGlossy", Roughness=0.02)
-    mix = g.node("ShaderNodeMixShader")
-    g.set(mix, "Fac", glint)
-    g.tree.links.new(clear.outputs[0], mix.inputs[1])
-    g.tree.links.new(gloss.outputs[0], mix.inputs[2])
-    g.output(mix.outputs[0])
+    g.output(g.mix(glint, clear.outputs[0], gloss.outputs[0]))
     return mat
 
 
