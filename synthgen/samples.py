@@ -13,7 +13,8 @@ Members (DESIGN.md): ``json``, ``rgb_XX.png``, ``env_XX.png``,
 lit the render (white balance and exposure applied), so
 ``env_XX.png == clip(env_XX.exr, 0, 1) ** (1/2.2)``.
 
-The json holds what the plan row holds: assets by ``asset_id`` and name,
+The json holds what the plan row holds (and ``hair``: a summary of the resolved hair spec, or null):
+assets by ``asset_id`` and name,
 never where their files are, so a sample's bytes do not depend on where
 the catalogs live.
 """
