@@ -270,6 +270,8 @@ def summary(spec: dict | None) -> dict | None:
 
 _NUMBER_KEYS = ("density", "length_mm", "clumping", "curl", "curl_radius_mm", "frizz", "greying", "melanin",
                 "redness", "roughness", "coat")
+_UNIT_KEYS = {"density", "clumping", "curl", "frizz", "greying", "melanin", "redness", "roughness", "coat",
+              "recession", "arch"}
 _CHOICE_KEYS = {"style": STYLES, "parting": PARTINGS, "tie": TIES}
 _NESTED_CHOICES = {("hairline", "shape"): HAIRLINE_SHAPES, ("beard", "style"): BEARD_STYLES}
 
@@ -310,3 +312,5 @@ def _check_value(key: str, value: Any, current: Any, choices: tuple[str, ...] | 
             or (isinstance(current, int) and not isinstance(value, int)) or not np.isfinite(value) or value < 0:
         raise ValueError(f"{where}: {key} = {value!r} must be a non-negative "
                          f"{'integer' if isinstance(current, int) else 'number'}")
+    elif key.rsplit(".", 1)[-1] in _UNIT_KEYS and value > 1:
+        raise ValueError(f"{where}: {key} = {value!r} must be in [0, 1]")

@@ -8,10 +8,11 @@ to roles (``material_roles``, :mod:`assets_manifest.material_roles`; the file's
 and the folders' mappings are merged, the file's winning), and declare a head's
 ``units``, ``up_axis`` and ``forward_axis`` (:mod:`assets_manifest.axes`; the
 size and facing checks apply them, and the manifest records the values in
-force). A head's sidecar key ``hair`` is ``false`` (no strand hair), ``true`` (the default: a
-hair spec drawn from the file's sha256, :mod:`assets_manifest.hair`) or an object of hair keys
-overriding the drawn ones (``{"style": "long", "melanin": 0.9, "beard": {"style": "none"}}``); a
-head with a material of role ``hair`` has hair of its own and gets none. Unknown sidecar keys and bad values are errors naming the file and
+force). A head's sidecar key ``hair`` is ``false`` (no strand hair), ``true`` (the
+default: a hair spec drawn from the file's sha256, :mod:`assets_manifest.hair`) or an
+object of hair keys overriding the drawn ones (``{"style": "long", "melanin": 0.9,
+"beard": {"style": "none"}}``); a head with a material of role ``hair`` has hair of its
+own and gets none. Unknown sidecar keys and bad values are errors naming the file and
 the key, so a typo never silently drops a licence or a unit.
 """
 

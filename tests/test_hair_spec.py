@@ -25,7 +25,8 @@ def test_draw_hair_is_deterministic_and_portable_json():
     assert a == b and json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert draw_hair(18) != draw_hair(17)
     # run in a fresh interpreter: nothing depends on process state
-    code = "import json; from assets_manifest.hair import draw_hair; print(json.dumps(draw_hair(17, masculinity=0.8), sort_keys=True))"
+    code = ("import json; from assets_manifest.hair import draw_hair; "
+            "print(json.dumps(draw_hair(17, masculinity=0.8), sort_keys=True))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == a
@@ -176,6 +177,7 @@ def test_scanned_heads_get_hair_by_sha256_unless_the_sidecar_says_otherwise(tmp_
     ({"style": "mohawk"}, "hair.style = 'mohawk' must be one of shaved"),
     ({"beard": {"style": "full"}}, "hair.beard.style = 'full' must be one of none"),
     ({"lashes": {"count": 1.5}}, "hair.lashes.count = 1.5 must be a non-negative integer"),
+    ({"hairline": {"recession": 1.5}}, "hair.hairline.recession = 1.5 must be in [0, 1]"),
     ("long", "sidecar hair must be true, false or an object"),
 ])
 def test_bad_sidecar_hair_is_a_one_line_problem(tmp_path, value, message):
