@@ -65,6 +65,7 @@ _STYLE_RANGES: dict[str, tuple[tuple[float, float], ...]] = {
 _BEARD_WEIGHTS = {"stubble": 0.40, "moustache": 0.12, "goatee": 0.15, "beard": 0.33}
 _BEARD_LENGTH = {"none": (0.0, 0.0), "stubble": (0.5, 2.0), "moustache": (5.0, 15.0), "goatee": (5.0, 30.0),
                  "beard": (8.0, 60.0)}
+BALD_COVERAGE = 0.08  # = assets_manifest.heads.params.HAIR_MIN_COVERAGE (not imported: it loads the generator)
 _HAIR_TAG = 0x48414952  # "HAIR": keeps hair draws apart from other draws on the same seed
 _NESTED = ("hairline", "brows", "lashes", "beard")
 
@@ -149,16 +150,22 @@ def _style_keys(seed: int, style: str) -> dict[str, Any]:
     return out
 
 
+def coverage_recession(coverage: float) -> float:
+    """The least recession a procedural head's ``hair_coverage`` implies: none from 0.75 up (its full-hair
+    band), 1 (bald on top) below :data:`BALD_COVERAGE`, linear between."""
+    return 1.0 if coverage < BALD_COVERAGE else min(1.0, max(0.0, 1.0 - coverage / 0.75))
+
+
 def _hairline(rng: np.random.Generator, masc: float, coverage: float) -> dict[str, Any]:
     # recession: mostly little; more, and more often, with masculinity; a head's low coverage forces it
-    recession = float(rng.beta(1.2, 6.0 - 3.5 * masc))
+    recession = float(rng.beta(1.0, 10.0 - 6.0 * masc))
     if rng.uniform() < 0.35 * masc:
         recession = max(recession, _u(rng, 0.3, 0.8))
     else:
         rng.uniform()  # keep the stream in step
-    recession = min(1.0, max(recession, 1.0 - coverage))
+    recession = min(1.0, max(recession, coverage_recession(coverage)))
     u = float(rng.uniform())
-    p_m = 0.15 + 0.45 * masc * min(1.0, 2.0 * recession + 0.3)
+    p_m = masc * (0.1 + 0.5 * min(1.0, 2.0 * recession + 0.2))
     shape = "m" if u < p_m else "widow" if u < p_m + 0.1 else "rounded" if u < p_m + 0.55 else "straight"
     height = float(np.clip(58.0 + 7.0 * rng.standard_normal(), 42.0, 75.0)) + 60.0 * recession
     return {"recession": _r6(recession), "shape": shape, "height_mm": _r6(height)}
@@ -193,7 +200,7 @@ def draw_hair(seed: int, *, melanin: float | None = None, redness: float | None 
 
     ``melanin``/``redness``: the head's hair colour (0..1), drawn when None; ``masculinity`` in
     [0, 1] raises recession and beard odds; ``coverage`` (a procedural head's ``hair_coverage``,
-    1 = full) caps the hairline: recession is at least ``1 - coverage``; ``mix``: style weights
+    1 = full) caps the hairline: recession is at least :func:`coverage_recession`; ``mix``: style weights
     (default :data:`DEFAULT_MIX`).
     """
     seed = _seed_of(seed)

@@ -67,9 +67,13 @@ def test_draw_hair_ranges_and_mix():
 
 
 def test_draw_hair_takes_the_heads_colour_and_coverage():
+    from assets_manifest.heads.params import HAIR_MIN_COVERAGE
+
     sp = draw_hair(5, melanin=0.93, redness=0.12, coverage=0.0)
     assert (sp["melanin"], sp["redness"]) == (0.93, 0.12) and sp["hairline"]["recession"] == 1.0
-    assert draw_hair(5, coverage=0.4)["hairline"]["recession"] >= 0.6
+    assert hair.BALD_COVERAGE == HAIR_MIN_COVERAGE and draw_hair(5, coverage=0.07)["hairline"]["recession"] == 1.0
+    assert draw_hair(5, coverage=0.3)["hairline"]["recession"] >= 0.6 - 1e-6
+    assert hair.coverage_recession(0.8) == 0.0  # the procedural heads' full-hair band
     only_long = draw_hair(5, mix={"long": 1.0})
     assert only_long["style"] == "long" and only_long["style_u"] == draw_hair(5)["style_u"]
 
@@ -137,7 +141,7 @@ def test_procedural_heads_get_hair_that_from_dict_can_skip():
     gp = head_generator_params(p)
     assert gp == json.loads(json.dumps(gp)) and gp == head_generator_params(sample_head_params(4))
     assert (gp["hair"]["melanin"], gp["hair"]["redness"]) == (p.hair_melanin, p.hair_redness)
-    assert gp["hair"]["hairline"]["recession"] >= round(1 - p.hair_coverage, 6)
+    assert gp["hair"]["hairline"]["recession"] >= round(hair.coverage_recession(p.hair_coverage), 6)
     assert HeadParams.from_dict({k: v for k, v in gp.items() if k != "hair"}) == p
 
 
