@@ -4,7 +4,8 @@
   (``datafiles/studiolights/world``), copied so the catalog is self-contained;
 * procedural HDRIs (:mod:`assets_manifest.procedural_hdri`), cycling through
   the styles, written as half-float EXR;
-* procedural heads (:mod:`assets_manifest.heads`), written as GLB.
+* procedural heads (:mod:`assets_manifest.heads`), written as GLB, each with a hair
+  spec (:mod:`assets_manifest.hair`) in its ``generator_params``.
 
 Everything is a pure function of the counts and sizes asked for, so two
 builds give byte-identical files and the same asset ids. Files already
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from assets_manifest import procedural_hdri, splits
+from assets_manifest import hair, procedural_hdri, splits
 from assets_manifest.schema import AssetError, write_manifest
 from assets_manifest.scan import record_for
 from synthgen.format import atomic
@@ -54,6 +55,15 @@ def bpy_hdri_dir() -> str:
 
 def _json(params: dict) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+def head_generator_params(params) -> dict:
+    """A procedural head's ``generator_params``: its ``HeadParams.to_dict()`` plus ``hair``, the hair spec
+    (:mod:`assets_manifest.hair`) drawn from the head's seed, in the head's own hair colour and coverage.
+    ``HeadParams.from_dict`` refuses unknown keys: drop ``hair`` before reading the params back."""
+    spec = hair.draw_hair(hair.derive_seed(params.seed), melanin=params.hair_melanin, redness=params.hair_redness,
+                          masculinity=hair.procedural_masculinity(params.seed), coverage=params.hair_coverage)
+    return {**params.to_dict(), "hair": spec}
 
 
 def build(out_dir: str, config: BuiltinConfig = BuiltinConfig(), progress: bool = True) -> str:
@@ -89,7 +99,7 @@ def build(out_dir: str, config: BuiltinConfig = BuiltinConfig(), progress: bool 
             if config.force or not os.path.exists(dst):
                 heads.write_head_glb(params, dst)
             row, problems = record_for(dst, manifest, "CC0-1.0", PROCEDURAL_SOURCE,
-                                       generator=heads.FORMAT, generator_params=_json(params.to_dict()))
+                                       generator=heads.FORMAT, generator_params=_json(head_generator_params(params)))
         if problems:  # a built-in asset failing its own checks is a bug, not bad input
             raise AssetError("; ".join(problems))
         rows.append(row)

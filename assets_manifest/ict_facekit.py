@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from assets_manifest import material_roles, splits
+from assets_manifest import hair, material_roles, splits
 from assets_manifest.schema import AssetError, write_manifest
 from synthgen.format import atomic
 
@@ -381,7 +381,7 @@ def opposing_pairs(weights: dict[str, float]) -> list[tuple[str, str]]:
 
 
 def sample_appearance(rng: np.random.Generator) -> dict[str, Any]:
-    """Skin, iris (and unused hair) appearance from the procedural heads' sampler, in its format.
+    """Skin, iris and hair-colour appearance from the procedural heads' sampler, in its format.
 
     The dict holds ``params_version``, ``seed`` and the procedural heads' appearance parameters
     (:data:`assets_manifest.heads.params.APPEARANCE_PARAMS`: melanin, haemoglobin, roughness, ...),
@@ -503,6 +503,12 @@ def generator_params(kit: FaceKit, sample: HeadSample, seed: int, index: int, id
         "eyes": kit.eyes or {},
         "source_commit": kit.commit,
     }
+    app = sample.appearance
+    # hair from the catalog seed and head index, in the sampled appearance's hair colour (full coverage:
+    # the scalp is the back-of-head part); masculinity as the appearance sampler drew it
+    params["hair"] = hair.draw_hair(hair.derive_seed(seed, index), melanin=app.get("hair_melanin"),
+                                    redness=app.get("hair_redness"),
+                                    masculinity=hair.procedural_masculinity(app["seed"]))
     if kit.vertices == ICT_VERTICES:
         params["scalp_vertex_range"] = list(ICT_SCALP_VERTEX_RANGE)
     return params

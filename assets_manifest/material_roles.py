@@ -25,8 +25,9 @@ from typing import Any, Iterable, Mapping
 
 from assets_manifest.schema import AssetError
 
+# "scalp": the skin where strand hair grows (issue 15); shaded as skin tinted toward the hair colour
 ROLES = ("skin", "lips", "sclera", "iris", "cornea", "teeth", "gums", "eyelashes", "eyebrows", "hair",
-         "eye_occlusion", "tear_film", "hidden")
+         "eye_occlusion", "tear_film", "hidden", "scalp")
 
 # ICT-FaceKit (FaceXModel/ICTFaceModelMaterial.mtl), exact names
 ICT_FACEKIT = {
@@ -72,6 +73,7 @@ PRESET_GLOBS: tuple[tuple[str, str], ...] = (
     ("*tongue*", "gums"),
     ("*mouth*", "gums"),
     ("*lip*", "lips"),
+    ("*scalp*", "scalp"),  # before "*hair*": a "HairScalp" material is the scalp, not hair cards
     ("*hair*", "hair"),
     ("*beard*", "hair"),
     ("*moustache*", "hair"),

@@ -8,7 +8,11 @@ to roles (``material_roles``, :mod:`assets_manifest.material_roles`; the file's
 and the folders' mappings are merged, the file's winning), and declare a head's
 ``units``, ``up_axis`` and ``forward_axis`` (:mod:`assets_manifest.axes`; the
 size and facing checks apply them, and the manifest records the values in
-force). Unknown sidecar keys and bad values are errors naming the file and
+force). A head's sidecar key ``hair`` is ``false`` (no strand hair), ``true`` (the
+default: a hair spec drawn from the file's sha256, :mod:`assets_manifest.hair`) or an
+object of hair keys overriding the drawn ones (``{"style": "long", "melanin": 0.9,
+"beard": {"style": "none"}}``); a head with a material of role ``hair`` has hair of its
+own and gets none. Unknown sidecar keys and bad values are errors naming the file and
 the key, so a typo never silently drops a licence or a unit.
 """
 
@@ -21,13 +25,13 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from assets_manifest import axes, checks, hdri_io, hdri_stats, licenses, material_roles, mesh_probe, splits
+from assets_manifest import axes, checks, hair, hdri_io, hdri_stats, licenses, material_roles, mesh_probe, splits
 from assets_manifest.mesh_probe import BlenderProbe
 from assets_manifest.schema import AssetError, make_asset_id, relative_uri, sha256_file
 
 SIDECAR_SUFFIX = ".asset.json"
 FOLDER_SIDECAR = "_catalog.json"
-SIDECAR_KEYS = {"license", "source", "split", "material_roles", *axes.KEYS}
+SIDECAR_KEYS = {"license", "source", "split", "material_roles", "hair", *axes.KEYS}
 
 
 @dataclass
@@ -60,6 +64,8 @@ def _read_sidecar(path: str) -> dict[str, Any]:
         raise AssetError(f"{path}: unknown sidecar key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(SIDECAR_KEYS))})")
     if "material_roles" in data:
         material_roles.check_mapping(data["material_roles"], path)
+    if "hair" in data and not isinstance(data["hair"], (bool, dict)):
+        raise AssetError(f"{path}: sidecar hair must be true, false or an object of hair keys")
     axes.check_values(data, path)
     return data
 
@@ -158,6 +164,30 @@ def record_for(
     return row, problems
 
 
+def add_hair(row: dict[str, Any], sidecar_hair: Any, where: str) -> None:
+    """Put a hair spec in a head row's ``generator_params`` (merged into what is there), drawn from its sha256.
+
+    None for an HDRI, a sidecar ``hair = false``, or a head that has a ``hair``-role material (its own hair);
+    a sidecar object overrides drawn keys (:func:`assets_manifest.hair.apply_overrides`)."""
+    head = row.get("head")
+    if row["kind"] != "head" or not head or sidecar_hair is False:
+        return
+    if any(r["role"] == "hair" for r in head.get("material_roles") or ()):
+        return
+    spec = hair.draw_hair(hair.seed_from_sha256(row["sha256"]))
+    if isinstance(sidecar_hair, dict):
+        spec = hair.apply_overrides(spec, sidecar_hair, where)
+    raw = head.get("generator_params")
+    try:
+        params = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        params = None
+    if not isinstance(params, dict):
+        raise ValueError(f"{where}: generator_params is not a JSON object; cannot add a hair spec")
+    params.setdefault("hair", spec)
+    head["generator_params"] = json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
 def list_assets(root: str) -> list[str]:
     if not os.path.isdir(root):
         raise AssetError(f"{root}: not a folder")
@@ -212,6 +242,14 @@ def scan(
             result.pinned.add(row["asset_id"])
         else:
             row["split"] = splits.split_for(row["asset_id"], splits.parse_fractions(fractions))
+        try:
+            add_hair(row, meta.get("hair", True), path)
+        except ValueError as e:
+            result.problems.append(str(e))
+            result.skipped.append(path)
+            if on_problem:
+                on_problem(str(e))
+            continue
         first_with[row["asset_id"]] = path
         result.rows.append(row)
     return result

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from assets_manifest import hair
 from synthgen.format.config import ConfigError, fill_sections, load_toml
 
 # A bad job file or override; the message names the file and key. The same class as the
@@ -91,6 +92,14 @@ class BackgroundSection:
 
 
 @dataclass
+class HairSection:
+    enabled: bool = True  # false: no strands at all (scalp, brows, lashes, beard)
+    facial: bool = True  # brows, lashes and beard (false: scalp hair only)
+    styles: dict[str, float] = field(default_factory=dict)  # style -> weight; {} = each head's catalog style
+    density_scale: float = _r(0.0, 100.0, default=1.0)  # multiplies strand counts (benchmarks, tests)
+
+
+@dataclass
 class Job:
     job: JobSection = field(default_factory=JobSection)
     splits: SplitsSection = field(default_factory=SplitsSection)
@@ -98,6 +107,7 @@ class Job:
     camera: CameraSection = field(default_factory=CameraSection)
     lighting: LightingSection = field(default_factory=LightingSection)
     background: BackgroundSection = field(default_factory=BackgroundSection)
+    hair: HairSection = field(default_factory=HairSection)
     source: str = "<defaults>"  # where it was read from, for messages
 
     @property
@@ -166,6 +176,7 @@ def check(job: Job) -> None:
                        else f"{where}: background.modes must not be empty")
     if len(bg.weights) != len(bg.modes) or any(w < 0 for w in bg.weights) or sum(bg.weights) <= 0:
         raise JobError(f"{where}: background.weights must be {len(bg.modes)} non-negative numbers, one per mode")
+    job.hair.styles = hair.check_mix(job.hair.styles, where)
     k = job.lightings_per_group
     if not 2 <= k <= 1000:
         raise JobError(f"{where}: lighting.hdris_per_group x lighting.rotations_per_hdri = {k}; "

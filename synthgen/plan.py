@@ -24,13 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets_manifest import hair
 from assets_manifest.procedural_hdri import cct_to_rgb
 from assets_manifest.schema import read_rows
 from synthgen.format import atomic, shard as shard_format
 from synthgen.job import Job, JobError
 
 SPLIT_ORDER = ("train", "val", "test")
-PLAN_VERSION = "synthgen-plan/2"  # /1 had absolute asset paths (head_uri, hdri_uri)
+PLAN_VERSION = "synthgen-plan/3"  # /1 had absolute asset paths (head_uri, hdri_uri); /2 had no hair column
 
 LIGHTING_TYPE = pa.struct([
     ("hdri_asset_id", pa.string()),
@@ -61,6 +62,8 @@ PLAN_SCHEMA = pa.schema([
     ("background", pa.string()),
     ("background_rgb", pa.list_(pa.float64())),
     ("lightings", pa.list_(LIGHTING_TYPE)),
+    # the head's hair spec resolved by the job's [hair] section (assets_manifest.hair.resolve), JSON; null: none
+    ("hair", pa.string()),
 ], metadata={b"plan_version": PLAN_VERSION.encode()})
 
 
@@ -150,7 +153,20 @@ def plan_group(job: Job, assets: Assets, split: str, group_index: int, shard: st
         "background": mode,
         "background_rgb": bg_rgb,
         "lightings": _lightings(rng, job, hdris),
+        "hair": hair_json(head, job),
     }
+
+
+def hair_json(head: dict[str, Any], job: Job) -> str | None:
+    """The group's resolved hair spec as JSON (sorted keys), or None: hair off, or a head without a spec."""
+    raw = (head.get("head") or {}).get("generator_params")
+    try:
+        gp = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        gp = {}
+    spec = gp.get("hair") if isinstance(gp, dict) else None
+    resolved = hair.resolve(spec if isinstance(spec, dict) else None, job.hair)
+    return None if resolved is None else json.dumps(resolved, sort_keys=True)
 
 
 def shard_name(split: str, index: int) -> str:

@@ -13,19 +13,21 @@ Members (DESIGN.md): ``json``, ``rgb_XX.png``, ``env_XX.png``,
 lit the render (white balance and exposure applied), so
 ``env_XX.png == clip(env_XX.exr, 0, 1) ** (1/2.2)``.
 
-The json holds what the plan row holds: assets by ``asset_id`` and name,
+The json holds what the plan row holds (and ``hair``: a summary of the resolved hair spec, or null):
+assets by ``asset_id`` and name,
 never where their files are, so a sample's bytes do not depend on where
 the catalogs live.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from assets_manifest import envmap
+from assets_manifest import envmap, hair
 from synthgen import camera_env
 from synthgen.format import codecs, shard as shard_format
 
@@ -73,6 +75,8 @@ def metadata(row: dict[str, Any], renders: GroupRenders, job: dict[str, Any], so
             "convention": "Blender world (Z up); camera +x right, +y up, looks down -z",
         },
         "background": {"mode": row["background"], "rgb": row["background_rgb"]},
+        # what hair was rendered (style, length, colour, greying, beard), for filtering; None: none
+        "hair": hair.summary(json.loads(row["hair"])) if row.get("hair") else None,
         "lightings": [dict(lt, index=i) for i, lt in enumerate(row["lightings"])],
         "render": {k: job["render"][k]
                    for k in ("samples", "adaptive_threshold", "denoise", "max_bounces", "world_map_resolution",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from assets_manifest import ict_facekit
+from assets_manifest import hair, ict_facekit
 from assets_manifest.schema import read_rows
 from tests.conftest import ROOT, run_cli
 
@@ -108,6 +108,9 @@ def test_command_writes_a_catalog_that_validates(mini, tmp_path):
         assert set(p["expression_weights"]) <= set(EXPRESSIONS)
         assert p["scalp_materials"] == ["M_BackHead"] and 1 <= p["fitzpatrick_type"] <= 6
         assert 0.005 <= p["appearance"]["melanin"] <= 0.5
+        # hair from the catalog seed and head index, in the appearance's hair colour (issue 15)
+        assert p["hair"]["seed"] == hair.derive_seed(p["seed"], p["head_index"])
+        assert p["hair"]["melanin"] == round(p["appearance"]["hair_melanin"], 6) and p["hair"]["style"] in hair.STYLES
         # the mesh is exactly neutral + weighted deltas, in metres
         want = v0.copy()
         for w, s in zip(p["identity_weights"].values(), ids):

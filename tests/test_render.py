@@ -79,6 +79,12 @@ def test_dataset_layout_and_format(rendered):
     assert meta["seeds"]["seed_sequence"] == [meta["seeds"]["job_seed"], meta["group_index"]]
     assert len(meta["lightings"]) == 2 and all("cycles_seed" in lt for lt in meta["lightings"])
     assert np.asarray(meta["camera"]["intrinsics"]).shape == (3, 3)
+    plan_rows = {r["key"]: r for r in pq.read_table(os.path.join(rendered, "plan.parquet")).to_pylist()}
+    for smp in samples:  # each sample records the hair its plan row resolved (style, length, colour, beard)
+        m = json.loads(smp["json"])
+        spec = json.loads(plan_rows[smp["__key__"]]["hair"])
+        assert m["hair"] == {"style": spec["style"], "length_mm": spec["length_mm"], "melanin": spec["melanin"],
+                             "redness": spec["redness"], "greying": spec["greying"], "beard": spec["beard"]["style"]}
     depth = codecs.exr_from_bytes(s["depth.exr"])
     assert 0.2 < np.median(depth[mask > 250]) < 3.0 and (depth[mask == 0] == 0).all()
     normal = codecs.exr_from_bytes(s["normal.exr"])
@@ -121,8 +127,10 @@ def test_local_render_keeps_blenders_console_output_in_logs(catalog, tmp_path):
     """bpy runs in the CLI process with --local: its console output goes to logs/, the progress bar and summary
     to the terminal."""
     out = str(tmp_path / "ds")
-    r = synthgen("render", QUICK, "--out", out, *sets(catalog, ["splits.train=2", "splits.val=0", "splits.test=0"]))
+    r = synthgen("render", QUICK, "--out", out, *sets(catalog, ["splits.train=2", "splits.val=0", "splits.test=0",
+                                                              "hair.enabled=false"]))
     assert r.returncode == 0, r.stderr[-3000:]
+    assert [json.loads(s["json"])["hair"] for s in dataset.iter_samples(out)] == [None, None]  # hair off: null
     terminal = (r.stdout + r.stderr).replace("\r", "\n").splitlines()
     assert [line for line in terminal if BLENDER_LINE.match(line)] == []
     assert f"{out}: planned 2, written 2, failed 0" in r.stdout and "render: 100%" in r.stderr

@@ -191,6 +191,18 @@ def test_plan_refuses_a_folder_rendered_from_another_plan(ds, catalog):
     assert sorted(os.listdir(ds)) == ["logs", "plan.parquet"]  # the old run's files are gone
 
 
+def test_turning_hair_off_changes_the_settings(ds, catalog):
+    """hair.enabled is part of the settings digest: a folder rendered with hair refuses a job without."""
+    r = synthgen("plan", ds, catalog, sets=["hair.enabled=false"])
+    line = error_line(r)
+    assert r.returncode == 2 and line.startswith(
+        f"error: {ds}: shard train-000000 was rendered with hair.enabled=true, this job has false; "), line
+    assert line.endswith(f"; {ADVICE}")
+    s = read_record(ds, "train-000000")["settings"]
+    (row,) = s["plan"].values()
+    assert s["job"]["hair"]["enabled"] is True and json.loads(row["hair"])["version"] == 1
+
+
 def test_finalize_checks_the_records_against_the_plan(ds, catalog):
     """Finding 3: finalize used to count plan minus failures; now the records' keys must add up."""
     before = file_bytes(os.path.join(ds, "dataset.json"))
