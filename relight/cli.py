@@ -168,10 +168,11 @@ def cmd_eval(args) -> int:
                                 identity_size=args.identity_size, read=_read_policy(args))
     shards = args.shards[0] if len(args.shards) == 1 else list(args.shards)
     s = evaluate.evaluate(args.model, shards, args.out, _settings(args), opts, progress=not args.quiet)
-    base, model = s["overall"]["copy input (baseline)"], s["overall"]["model"]
-    print(f"{s['pairs']} pairs of the {s['split']} split in {s['wall_s']:.1f} s: masked PSNR "
-          f"{model['psnr_masked']:.2f} dB (copy-input baseline {base['psnr_masked']:.2f}), masked SSIM "
-          f"{model['ssim_masked']:.3f} ({base['ssim_masked']:.3f})")
+    o = s["overall"]
+    print(f"{s['pairs']} pairs of the {s['split']} split in {s['wall_s']:.1f} s:")
+    print(f"  {'':28s} {'masked PSNR':>12s} {'masked SSIM':>12s}")
+    for method in evaluate.METHODS:
+        print(f"  {method:28s} {o[method]['psnr_masked']:9.2f} dB {o[method]['ssim_masked']:12.3f}")
     for name in ("metrics_md", "metrics_csv", "pairs_csv", "grid"):
         print(f"{name.replace('_', ' '):12s} {s['files'][name]}")
     return 0
@@ -274,8 +275,8 @@ def add_inference_parsers(sub) -> None:
     e = sub.add_parser("eval", help="relight a dataset's held-out pairs and measure them",
                        description="Relight every ordered pair of --split (test by default) and compare with the "
                                    "renders: masked and full-frame PSNR and SSIM, LPIPS and identity distance "
-                                   "with local weights. Writes metrics.md, metrics.csv (with the copy-input "
-                                   "baseline and a per-HDRI breakdown), pairs.csv, grid.png, summary.json.")
+                                   "with local weights. Writes metrics.md, metrics.csv (model, the "
+                                   "copy-input and colour-transfer baselines, and a per-HDRI breakdown), pairs.csv, grid.png, summary.json.")
     e.add_argument("--model", required=True, help="a RelightPipeline folder (relight train's OUT/model)")
     e.add_argument("--shards", required=True, nargs="+", help="dataset folder (with dataset.json) or shard paths/patterns")
     e.add_argument("--out", required=True, help="output folder")

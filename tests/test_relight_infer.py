@@ -2,7 +2,7 @@
 
 Covers ``relight infer`` (one image, rotation strips and GIFs, env maps from
 EXR files, procedural names and catalogs, bad input), ``relight extract``,
-``relight eval`` (tables with the copy-input baseline and per-HDRI rows, the
+``relight eval`` (tables with the copy-input and colour-transfer baselines and per-HDRI rows, the
 grid, LPIPS and identity from local fake weights) and the metric helpers.
 Nothing downloads: HF_HUB_OFFLINE is set and every weight file is made here.
 """
@@ -243,23 +243,27 @@ def test_eval_cli_writes_tables_with_baseline_and_per_hdri_rows_and_a_grid(world
              "--pairs", "2", "--batch", "4", "--lpips-weights", world["lpips_file"],
              "--identity-weights", world["ident_sd"], "--identity-arch", "tests.test_relight_infer:TinyEmbed",
              "--identity-size", "32", "-q")
-    assert "4 pairs of the test split" in r.stdout and "copy-input baseline" in r.stdout
+    assert "4 pairs of the test split" in r.stdout
+    printed = [line.split()[0] for line in r.stdout.splitlines()[2:5]]
+    assert printed == ["model", "copy", "colour"] and r.stdout.count(" dB ") == 3  # the three methods side by side
     with open(os.path.join(out, "metrics.csv"), newline="") as f:
         table = list(csv.DictReader(f))
     hdris = sorted({row["hdri"] for row in table} - {"all"})
     assert hdris and all(h.endswith(tuple("0123456789")) for h in hdris)  # names (style_seed), not asset ids
     assert world["held_info"]["hdri"].endswith(tuple("0123456789"))  # `relight extract` names the map too
-    assert len(table) == 2 * (1 + len(hdris))
-    assert [row["method"] for row in table[:2]] == ["copy input (baseline)", "model"]
+    assert len(table) == 3 * (1 + len(hdris))
+    assert [row["method"] for row in table[:3]] == ["model", "copy input (baseline)", "colour transfer (baseline)"]
     assert sum(int(row["pairs"]) for row in table if row["hdri"] != "all" and row["method"] == "model") == 4
     for row in table:
         for col in ("psnr_masked", "psnr", "ssim_masked", "ssim", "lpips", "lpips_masked", "identity"):
             assert np.isfinite(float(row[col])), (row, col)
     md = open(os.path.join(out, "metrics.md")).read()
     assert "| copy input (baseline) | **all** |" in md and "LPIPS masked" in md and "identity dist." in md
+    assert "| metric (all pairs) | model | copy input (baseline) | colour transfer (baseline) |" in md
     with open(os.path.join(out, "pairs.csv"), newline="") as f:
         pairs = list(csv.DictReader(f))
-    assert len(pairs) == 8 and {p["method"] for p in pairs} == {"model", "copy input (baseline)"}
+    assert len(pairs) == 12 and {p["method"] for p in pairs} == {"model", "copy input (baseline)",
+                                                                  "colour transfer (baseline)"}
     grid = Image.open(os.path.join(out, "grid.png"))
     assert grid.size[0] == 4 * 130 + 2 and grid.size[1] > 4 * 128  # input | env | target | prediction, 4 rows
 
@@ -272,9 +276,12 @@ def test_eval_in_process_masked_metrics_and_baseline(world, tmp_path):
                                                identity_weights=world["ident_ts"], identity_size=32),
                           progress=False)
     assert s["pairs"] == 2 and s["lpips"] == "LPIPS v0.1 alex" and s["identity"]
-    base = s["overall"]["copy input (baseline)"]
-    # the copy-input baseline on the sphere renders: same subject, other light
-    assert 5 < base["psnr_masked"] < 60 and 0 < base["ssim_masked"] <= 1 and base["identity"] >= 0
+    assert list(s["overall"]) == ["model", "copy input (baseline)", "colour transfer (baseline)"]
+    for name in ("copy input (baseline)", "colour transfer (baseline)"):
+        base = s["overall"][name]
+        # the baselines on the sphere renders: same subject, other light
+        assert 5 < base["psnr_masked"] < 60 and 0 < base["ssim_masked"] <= 1 and base["identity"] >= 0
+    assert s["overall"]["copy input (baseline)"] != s["overall"]["colour transfer (baseline)"]
 
 
 def test_masked_metrics_ignore_the_background():
