@@ -1,7 +1,8 @@
 """relight inference and evaluation through the real pieces: a tiny model trained on the sphere fixture.
 
 Covers ``relight infer`` (one image, rotation strips and GIFs, env maps from
-EXR files, procedural names and catalogs, bad input), ``relight extract``,
+EXR files, procedural names and catalogs, bad input, and what a new user
+tries: no alpha, tiny and fully transparent images, a square EXR), ``relight extract``,
 ``relight eval`` (tables with the copy-input and colour-transfer baselines and per-HDRI rows, the
 grid, LPIPS and identity from local fake weights) and the metric helpers.
 Nothing downloads: HF_HUB_OFFLINE is set and every weight file is made here.
@@ -134,6 +135,73 @@ def test_infer_rotations_write_a_strip_and_a_gif_with_n_frames(world, tmp_path, 
         anim.seek(k)
         frames.append(np.asarray(anim.convert("RGB"), dtype=np.float32))
     assert np.abs(frames[0] - frames[1]).mean() > 0.5  # the env strip turns from frame to frame
+
+
+def _new_user_inputs(world, root) -> dict:
+    """What a new user tries: a JPEG on a plain backdrop, a busy RGB photo, 8x8 and 1x1 images, an empty PNG."""
+    rgba = Image.open(world["held"])  # 80x60, the sphere in its alpha
+    backdrop = Image.new("RGB", rgba.size, (196, 200, 206))
+    backdrop.paste(rgba, (0, 0), rgba)
+    paths = {name: str(root / name) for name in ("plain.jpg", "busy.png", "8.png", "1.png", "empty.png")}
+    backdrop.save(paths["plain.jpg"], quality=90)
+    rng = np.random.default_rng(3)
+    busy = np.asarray(backdrop.convert("RGB")).copy()
+    busy[:20] = rng.integers(0, 256, busy[:20].shape)  # a busy photo: no plain border
+    busy[-20:] = rng.integers(0, 256, busy[-20:].shape)
+    Image.fromarray(busy).save(paths["busy.png"])
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(paths["8.png"])
+    Image.new("RGB", (1, 1), (180, 120, 90)).save(paths["1.png"])
+    Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(paths["empty.png"])
+    return paths
+
+
+def test_infer_takes_what_a_new_user_tries_silently(world, tmp_path, capsys):
+    """Exit 0, nothing on stderr, the model's resolution out; the output line says where the mask came from."""
+    paths = _new_user_inputs(world, tmp_path)
+    square_exr = str(tmp_path / "square.exr")  # `assets_manifest validate` would refuse it: not 2:1
+    hdri_io.write_exr(square_exr, np.ascontiguousarray(procedural_hdri.generate("studio", 2, 64).rgb[:, :32]))
+    cases = [("plain.jpg", "procedural:studio:3", "estimated from the plain background"),
+             ("busy.png", "procedural:studio:3", "whole image"),
+             ("8.png", "procedural:studio:3", "whole image"),
+             ("1.png", square_exr, "whole image"),
+             ("empty.png", square_exr, "whole image (the alpha is fully transparent)")]
+    for name, env, mask_from in cases:
+        out = str(tmp_path / f"{name}.out.png")
+        if name == "plain.jpg":  # one through a fresh process, exactly as typed
+            r = _run("infer", "--model", world["model"], "--image", paths[name], "--env", env, "--steps", "2",
+                     "--out", out)
+            stdout, stderr = r.stdout, r.stderr
+        else:
+            assert cli.main(["infer", "--model", world["model"], "--image", paths[name], "--env", env,
+                             "--steps", "2", "--out", out]) == 0, name
+            stdout, stderr = capsys.readouterr()
+        assert stderr.strip() == "", (name, stderr)
+        assert stdout.count("\n") == 1 and stdout.rstrip().endswith(f"mask: {mask_from})"), (name, stdout)
+        img = Image.open(out)
+        assert img.size == (32, 32) and np.isfinite(np.asarray(img, dtype=np.float32)).all()
+
+
+def test_portrait_masks_alpha_estimate_or_whole_image(world, tmp_path):
+    paths = _new_user_inputs(world, tmp_path)
+    truth = inputs.read_portrait(world["held"], 32)
+    assert truth.mask_from == "alpha channel"
+    plain = inputs.read_portrait(paths["plain.jpg"], 32)
+    assert plain.mask_from == "estimated from the plain background"
+    a, b = truth.mask[0] > 0.5, plain.mask[0] > 0.5
+    assert (a & b).sum() / (a | b).sum() > 0.85  # the estimate finds the sphere the alpha outlines
+    assert inputs.read_portrait(paths["plain.jpg"], 32, use_alpha=False).mask is None  # --no-mask: none estimated
+    for name in ("busy.png", "8.png", "1.png", "empty.png"):
+        p = inputs.read_portrait(paths[name], 32)
+        assert p.mask is None and p.image.shape == (3, 32, 32), name
+    # upscaled, not refused: the 1x1 image is one colour everywhere
+    one = inputs.read_portrait(paths["1.png"], 32).image
+    assert torch.allclose(one, torch.tensor([180, 120, 90]).div(255).view(3, 1, 1).expand(3, 32, 32), atol=1e-6)
+    # a backdrop-coloured face inside the outline stays foreground (the fill starts at the border)
+    ring = torch.full((3, 32, 32), 0.8)
+    ring[:, 8:24, 8:24] = 0.2
+    ring[:, 12:20, 12:20] = 0.8
+    m = inputs.estimate_mask(ring)
+    assert m is not None and m[0, 8:24, 8:24].min() == 1 and m.sum() == 16 * 16
 
 
 def test_each_lighting_starts_from_the_same_noise(world):
