@@ -350,6 +350,20 @@ def test_eval_in_process_masked_metrics_and_baseline(world, tmp_path):
         # the baselines on the sphere renders: same subject, other light
         assert 5 < base["psnr_masked"] < 60 and 0 < base["ssim_masked"] <= 1 and base["identity"] >= 0
     assert s["overall"]["copy input (baseline)"] != s["overall"]["colour transfer (baseline)"]
+    # the colour-transfer rows are the baseline of each pair's own lightings: input i -> target j
+    from relight import baselines, data, metrics
+
+    with open(os.path.join(str(tmp_path / "e"), "pairs.csv"), newline="") as f:
+        rows = {r["key"]: float(r["psnr_masked"]) for r in csv.DictReader(f) if r["method"].startswith("colour")}
+    irr = baselines.group_irradiance(data.resolve_shards(world["ds"], "test"))
+    cfg = data.DataConfig(resolution=32, env_size=(32, 32), mask_input=False, shuffle_buffer=0, resampled=False)
+    for pair in data.iter_pairs(world["ds"], "test", cfg, pairs=1):
+        g, i, j = pair["meta"]["group_key"], pair["meta"]["i"], pair["meta"]["j"]
+        ratio = irr[g][j] / irr[g][i]
+        want = metrics.masked_psnr(baselines.colour_transfer(pair["input"][None], ratio[None]), pair["target"][None],
+                                   pair["mask"][None])
+        assert rows.pop(pair["key"]) == pytest.approx(float(want), abs=1e-3)
+    assert rows == {}
 
 
 def test_masked_metrics_ignore_the_background():
