@@ -49,7 +49,7 @@ def hemisphere_weights(height: int, width: int) -> np.ndarray:
 
 
 def mean_irradiance(env: np.ndarray) -> np.ndarray:
-    """(3,) float64: cosine-weighted mean radiance of an (H, W, 3) camera-frame map over the camera-facing hemisphere."""
+    """(3,) float64: the cosine-weighted mean of an (H, W, 3) camera-frame map over the camera-facing hemisphere."""
     env = np.asarray(env, dtype=np.float64)
     if env.ndim != 3 or env.shape[2] < 3:
         raise ValueError(f"env map of shape {env.shape}: expected (H, W, 3)")

@@ -251,7 +251,8 @@ def add_inference_parsers(sub) -> None:
                                    "studio or forest, or procedural:STYLE:SEED), turned by --rotate degrees. "
                                    "The portrait (any size) is centre-cropped and resized to the model's resolution; "
                                    "--mask, else its alpha channel, else a mask estimated from a plain backdrop "
-                                   "masks it as in training (a busy background: the whole image). One lighting writes a PNG; "
+                                   "masks it as in training (a busy background: the whole image). "
+                                   "One lighting writes a PNG; "
                                    "--rotations N or several --env write a strip PNG and an animated GIF.")
     i.add_argument("--model", required=True, help="a RelightPipeline folder (relight train's OUT/model)")
     i.add_argument("--image", required=True, help="portrait image (PNG/JPEG, any size; RGBA alpha is used as the mask)")
@@ -280,7 +281,8 @@ def add_inference_parsers(sub) -> None:
                        description="Relight every ordered pair of --split (test by default) and compare with the "
                                    "renders: masked and full-frame PSNR and SSIM, LPIPS and identity distance "
                                    "with local weights. Writes metrics.md, metrics.csv (model, the "
-                                   "copy-input and colour-transfer baselines, and a per-HDRI breakdown), pairs.csv, grid.png, summary.json.")
+                                   "copy-input and colour-transfer baselines, and a per-HDRI breakdown), "
+                                   "pairs.csv, grid.png, summary.json.")
     e.add_argument("--model", required=True, help="a RelightPipeline folder (relight train's OUT/model)")
     e.add_argument("--shards", required=True, nargs="+", help="dataset folder (with dataset.json) or shard paths/patterns")
     e.add_argument("--out", required=True, help="output folder")
