@@ -123,7 +123,8 @@ def cmd_infer(args) -> int:
     lights = [inputs.resolve_env(spec, args.catalog) for spec in args.env]
     pipe = infer.load_pipeline(args.model, args.scheduler, args.device)
     geo = inputs.model_geometry(args.model, pipe, args.size)
-    portrait, mask = inputs.load_portrait(args.image, geo.resolution, args.mask, use_alpha=not args.no_mask)
+    source = inputs.read_portrait(args.image, geo.resolution, args.mask, use_alpha=not args.no_mask)
+    portrait, mask = source.image, source.mask
     if args.prompt is not None and not infer.has_text(pipe):
         print("note: this model has no text condition; --prompt is ignored (two-branch guidance)", file=sys.stderr)
         settings.prompt = None
@@ -138,11 +139,11 @@ def cmd_infer(args) -> int:
     wall = time.perf_counter() - t0
     how = (f"{settings.steps} {settings.scheduler} steps, image guidance {settings.image_guidance:g}"
            + (f", text guidance {settings.text_guidance:g}" if settings.prompt else "")
-           + f", {wall:.1f} s on {pipe.device}")
+           + f", {wall:.1f} s on {pipe.device}; mask: {source.mask_from})")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if len(conds) == 1:
         infer.to_pil(relit[0]).save(args.out)
-        print(f"wrote {args.out} ({geo.resolution}x{geo.resolution}, {labels[0]}; {how})")
+        print(f"wrote {args.out} ({geo.resolution}x{geo.resolution}, {labels[0]}; {how}")
         return 0
     ldr = [c["env_ldr_png"] for c in conds]
     infer.save_strip(args.out, portrait, relit, ldr, rows=[lt.label for lt in lights],
@@ -150,7 +151,7 @@ def cmd_infer(args) -> int:
     gif = args.gif or os.path.splitext(args.out)[0] + ".gif"
     infer.save_gif(gif, infer.gif_frames(portrait, relit, ldr, labels, tile=max(args.tile, 160)), args.frame_ms)
     print(f"wrote {args.out} ({len(lights)} lighting(s) x {len(angles)} rotation(s), "
-          f"{geo.resolution} px each; {how})")
+          f"{geo.resolution} px each; {how}")
     print(f"wrote {gif} ({len(conds)} frames)")
     return 0
 
@@ -168,10 +169,11 @@ def cmd_eval(args) -> int:
                                 identity_size=args.identity_size, read=_read_policy(args))
     shards = args.shards[0] if len(args.shards) == 1 else list(args.shards)
     s = evaluate.evaluate(args.model, shards, args.out, _settings(args), opts, progress=not args.quiet)
-    base, model = s["overall"]["copy input (baseline)"], s["overall"]["model"]
-    print(f"{s['pairs']} pairs of the {s['split']} split in {s['wall_s']:.1f} s: masked PSNR "
-          f"{model['psnr_masked']:.2f} dB (copy-input baseline {base['psnr_masked']:.2f}), masked SSIM "
-          f"{model['ssim_masked']:.3f} ({base['ssim_masked']:.3f})")
+    o = s["overall"]
+    print(f"{s['pairs']} pairs of the {s['split']} split in {s['wall_s']:.1f} s:")
+    print(f"  {'':28s} {'masked PSNR':>12s} {'masked SSIM':>12s}")
+    for method in evaluate.METHODS:
+        print(f"  {method:28s} {o[method]['psnr_masked']:9.2f} dB {o[method]['ssim_masked']:12.3f}")
     for name in ("metrics_md", "metrics_csv", "pairs_csv", "grid"):
         print(f"{name.replace('_', ' '):12s} {s['files'][name]}")
     return 0
@@ -247,19 +249,23 @@ def add_inference_parsers(sub) -> None:
     i = sub.add_parser("infer", help="relight a portrait under a target lighting",
                        description="Relight --image under --env (an .exr/.hdr file, a built-in HDRI name such as "
                                    "studio or forest, or procedural:STYLE:SEED), turned by --rotate degrees. "
-                                   "The portrait is centre-cropped and resized to the model's resolution; its "
-                                   "alpha channel (or --mask) masks it as in training. One lighting writes a PNG; "
+                                   "The portrait (any size) is centre-cropped and resized to the model's resolution; "
+                                   "--mask, else its alpha channel, else a mask estimated from a plain backdrop "
+                                   "masks it as in training (a busy background: the whole image). "
+                                   "One lighting writes a PNG; "
                                    "--rotations N or several --env write a strip PNG and an animated GIF.")
     i.add_argument("--model", required=True, help="a RelightPipeline folder (relight train's OUT/model)")
-    i.add_argument("--image", required=True, help="portrait image (PNG/JPEG; RGBA alpha is used as the mask)")
+    i.add_argument("--image", required=True, help="portrait image (PNG/JPEG, any size; RGBA alpha is used as the mask)")
     i.add_argument("--env", required=True, action="append",
                    help="target lighting: .exr/.hdr, built-in name or procedural:STYLE:SEED; repeat for several")
     i.add_argument("--rotate", type=float, default=0.0, help="azimuth rotation of the lighting in degrees (default 0)")
     i.add_argument("--exposure", type=float, default=1.0, help="exposure multiplier of the lighting (default 1)")
     i.add_argument("--rotations", type=int, default=1,
                    help="N > 1: the light turned in N steps around the face (from --rotate), as a strip and a GIF")
-    i.add_argument("--mask", help="foreground mask image (white = subject); default: the portrait's alpha")
-    i.add_argument("--no-mask", action="store_true", help="ignore the portrait's alpha channel")
+    i.add_argument("--mask", help="foreground mask image (white = subject); default: the portrait's alpha, "
+                                  "else one estimated from a plain backdrop")
+    i.add_argument("--no-mask", action="store_true",
+                   help="no mask: ignore the alpha channel and estimate none (the whole image is the subject)")
     i.add_argument("--catalog", help="catalog manifest.parquet whose HDRIs --env may name (besides bpy's built-ins)")
     i.add_argument("--prompt", help="text for the three-term guidance (models with text; the paper uses "
                                     f"'A nice person.'); default none: two-branch guidance")
@@ -274,8 +280,9 @@ def add_inference_parsers(sub) -> None:
     e = sub.add_parser("eval", help="relight a dataset's held-out pairs and measure them",
                        description="Relight every ordered pair of --split (test by default) and compare with the "
                                    "renders: masked and full-frame PSNR and SSIM, LPIPS and identity distance "
-                                   "with local weights. Writes metrics.md, metrics.csv (with the copy-input "
-                                   "baseline and a per-HDRI breakdown), pairs.csv, grid.png, summary.json.")
+                                   "with local weights. Writes metrics.md, metrics.csv (model, the "
+                                   "copy-input and colour-transfer baselines, and a per-HDRI breakdown), "
+                                   "pairs.csv, grid.png, summary.json.")
     e.add_argument("--model", required=True, help="a RelightPipeline folder (relight train's OUT/model)")
     e.add_argument("--shards", required=True, nargs="+", help="dataset folder (with dataset.json) or shard paths/patterns")
     e.add_argument("--out", required=True, help="output folder")

@@ -3,8 +3,11 @@
 * :func:`model_geometry` reads the sizes a model was trained at: the training
   run's ``config.json`` beside ``MODEL/`` (``data.resolution``, ``env_size``,
   ``mask_input``), else the UNet's ``sample_size`` x the VAE's downsampling.
-* :func:`load_portrait` centre-crops and resizes like the training loader
-  (:mod:`relight.data`); the mask comes from ``--mask`` or the PNG's alpha.
+* :func:`read_portrait` centre-crops and resizes like the training loader
+  (:mod:`relight.data`), any size (an 8x8 or 1x1 image is upscaled); the
+  mask comes from ``--mask``, else the PNG's alpha (unless it is fully opaque
+  or fully transparent), else it is estimated from a plain backdrop
+  (:func:`estimate_mask`), else the whole image is the subject.
 * :func:`resolve_env` turns ``--env`` into an HDR array: a ``.exr``/``.hdr``
   path or URL, ``procedural:STYLE:SEED``, or the name of a built-in map
   (``studio``, ``forest``, ... from the bpy wheel, or any HDRI of a catalog
@@ -12,6 +15,9 @@
 * :func:`env_condition` rotates and exposes it into the camera frame with
   :func:`relight.envmaps.camera_frame_ldr`, the code synthgen writes
   ``env_XX`` with, and resizes it to the model's env size as the loader does.
+  A map need not be 2:1: it is read as an equirectangular map over its whole
+  width and height (a square EXR is resampled, not refused as ``assets_manifest
+  validate`` would for a catalog).
 
 Every problem is an :class:`InputError` (a ``ValueError``: one line, exit 2).
 """
@@ -112,29 +118,101 @@ def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
 
 
-def load_portrait(path: str, size: int, mask_path: str | None = None,
-                  use_alpha: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(3, size, size) portrait in [0, 1] and its (1, size, size) mask, or None without one.
+@dataclass(frozen=True)
+class Portrait:
+    """A portrait as the model takes it, and where its mask came from (said in ``relight infer``'s output line)."""
 
-    The mask is ``mask_path`` (any image; its luminance, or its alpha if it has one)
-    or, failing that, the portrait's own alpha channel when ``use_alpha``.
+    image: torch.Tensor  # (3, size, size) in [0, 1]
+    mask: torch.Tensor | None  # (1, size, size) in [0, 1]; None: the whole image is the subject
+    mask_from: str
+
+
+# background estimation (portraits without alpha or --mask): the largest colour step that still
+# counts as the same backdrop (8-bit JPEG noise, soft vignetting), the share of the border that must be
+# backdrop, and the foreground shares outside which an estimate is not believed
+BACKGROUND_TOL = 0.1
+BORDER_SHARE = 0.6
+FOREGROUND_SHARE = (0.02, 0.98)
+
+
+def estimate_mask(rgb: torch.Tensor) -> torch.Tensor | None:
+    """(1, S, S) foreground mask of a (3, S, S) portrait shot against a plain backdrop, or None.
+
+    The backdrop is the median border colour; background is every pixel within
+    ``BACKGROUND_TOL`` (per channel) of it that is 4-connected to the image
+    border, so a face of the backdrop's colour inside the outline stays
+    foreground. None (use the whole image) when less than ``BORDER_SHARE`` of
+    the border is backdrop (a busy photo) or the foreground is under 2% or
+    over 98% of the image (a blank or all-subject picture).
+    """
+    img = rgb.detach().cpu().double().numpy()
+    border = np.zeros(img.shape[1:], dtype=bool)
+    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+    bg = np.median(img[:, border], axis=1)
+    near = (np.abs(img - bg[:, None, None]) <= BACKGROUND_TOL).all(axis=0)
+    if near[border].mean() < BORDER_SHARE:
+        return None
+    reached = near & border
+    while True:  # flood fill from the border through backdrop-coloured pixels
+        grown = reached.copy()
+        grown[1:] |= reached[:-1]
+        grown[:-1] |= reached[1:]
+        grown[:, 1:] |= reached[:, :-1]
+        grown[:, :-1] |= reached[:, 1:]
+        grown &= near
+        if np.array_equal(grown, reached):
+            break
+        reached = grown
+    fg = ~reached
+    if not FOREGROUND_SHARE[0] <= fg.mean() <= FOREGROUND_SHARE[1]:
+        return None
+    return torch.from_numpy(fg[None].astype(np.float32))
+
+
+def read_portrait(path: str, size: int, mask_path: str | None = None, use_alpha: bool = True) -> Portrait:
+    """The portrait centre-cropped and resized to ``size``, and its mask.
+
+    The mask is, in order: ``mask_path`` (any image; its alpha if it has one,
+    else its luminance); the portrait's own alpha channel when ``use_alpha``
+    and it is neither fully opaque nor fully transparent (both hold no
+    outline: such an alpha is ignored); else, when ``use_alpha``, a mask
+    estimated from a plain backdrop (:func:`estimate_mask`); else none (the
+    whole image). Any size is accepted: an 8x8 or 1x1 image is upscaled.
     """
     img = _open_image(path, "--image")
-    mask_img = None
+    mask_img, mask_from = None, "whole image (--no-mask)" if not use_alpha else "whole image"
     if mask_path:
         m = _open_image(mask_path, "--mask")
         mask_img = m.getchannel("A") if _has_alpha(m) else m.convert("L")
         if mask_img.size != img.size:
             raise InputError(f"--mask {mask_path}: size {mask_img.size[0]}x{mask_img.size[1]} differs from "
                              f"--image {path} ({img.size[0]}x{img.size[1]})")
+        mask_from = f"--mask {os.path.basename(mask_path)}"
     elif use_alpha and _has_alpha(img):
         mask_img = img.convert("RGBA").getchannel("A")
-        if mask_img.getextrema() == (255, 255):  # an opaque alpha channel is no mask
+        lo, hi = mask_img.getextrema()
+        if lo == 255:  # an opaque alpha channel is no mask
             mask_img = None
-    rgb = img.convert("RGB")
-    portrait = _to_tensor(square(rgb, size))
-    mask = _to_tensor(square(mask_img, size)) if mask_img is not None else None
-    return portrait, mask
+        elif hi == 0:  # nothing is opaque: an export that lost its alpha, not an empty portrait
+            mask_img, mask_from = None, "whole image (the alpha is fully transparent)"
+        else:
+            mask_from = "alpha channel"
+    portrait = _to_tensor(square(img.convert("RGB"), size))
+    if mask_img is not None:
+        return Portrait(portrait, _to_tensor(square(mask_img, size)), mask_from)
+    if use_alpha:
+        est = estimate_mask(portrait)
+        if est is not None:
+            return Portrait(portrait, est, "estimated from the plain background"
+                            + (" (the alpha is fully transparent)" if "transparent" in mask_from else ""))
+    return Portrait(portrait, None, mask_from)
+
+
+def load_portrait(path: str, size: int, mask_path: str | None = None,
+                  use_alpha: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(3, size, size) portrait in [0, 1] and its (1, size, size) mask or None: :func:`read_portrait` as a pair."""
+    p = read_portrait(path, size, mask_path, use_alpha)
+    return p.image, p.mask
 
 
 def _to_tensor(img: Image.Image) -> torch.Tensor:

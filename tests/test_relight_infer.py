@@ -1,8 +1,9 @@
 """relight inference and evaluation through the real pieces: a tiny model trained on the sphere fixture.
 
 Covers ``relight infer`` (one image, rotation strips and GIFs, env maps from
-EXR files, procedural names and catalogs, bad input), ``relight extract``,
-``relight eval`` (tables with the copy-input baseline and per-HDRI rows, the
+EXR files, procedural names and catalogs, bad input, and what a new user
+tries: no alpha, tiny and fully transparent images, a square EXR), ``relight extract``,
+``relight eval`` (tables with the copy-input and colour-transfer baselines and per-HDRI rows, the
 grid, LPIPS and identity from local fake weights) and the metric helpers.
 Nothing downloads: HF_HUB_OFFLINE is set and every weight file is made here.
 """
@@ -136,6 +137,73 @@ def test_infer_rotations_write_a_strip_and_a_gif_with_n_frames(world, tmp_path, 
     assert np.abs(frames[0] - frames[1]).mean() > 0.5  # the env strip turns from frame to frame
 
 
+def _new_user_inputs(world, root) -> dict:
+    """What a new user tries: a JPEG on a plain backdrop, a busy RGB photo, 8x8 and 1x1 images, an empty PNG."""
+    rgba = Image.open(world["held"])  # 80x60, the sphere in its alpha
+    backdrop = Image.new("RGB", rgba.size, (196, 200, 206))
+    backdrop.paste(rgba, (0, 0), rgba)
+    paths = {name: str(root / name) for name in ("plain.jpg", "busy.png", "8.png", "1.png", "empty.png")}
+    backdrop.save(paths["plain.jpg"], quality=90)
+    rng = np.random.default_rng(3)
+    busy = np.asarray(backdrop.convert("RGB")).copy()
+    busy[:20] = rng.integers(0, 256, busy[:20].shape)  # a busy photo: no plain border
+    busy[-20:] = rng.integers(0, 256, busy[-20:].shape)
+    Image.fromarray(busy).save(paths["busy.png"])
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(paths["8.png"])
+    Image.new("RGB", (1, 1), (180, 120, 90)).save(paths["1.png"])
+    Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(paths["empty.png"])
+    return paths
+
+
+def test_infer_takes_what_a_new_user_tries_silently(world, tmp_path, capsys):
+    """Exit 0, nothing on stderr, the model's resolution out; the output line says where the mask came from."""
+    paths = _new_user_inputs(world, tmp_path)
+    square_exr = str(tmp_path / "square.exr")  # `assets_manifest validate` would refuse it: not 2:1
+    hdri_io.write_exr(square_exr, np.ascontiguousarray(procedural_hdri.generate("studio", 2, 64).rgb[:, :32]))
+    cases = [("plain.jpg", "procedural:studio:3", "estimated from the plain background"),
+             ("busy.png", "procedural:studio:3", "whole image"),
+             ("8.png", "procedural:studio:3", "whole image"),
+             ("1.png", square_exr, "whole image"),
+             ("empty.png", square_exr, "whole image (the alpha is fully transparent)")]
+    for name, env, mask_from in cases:
+        out = str(tmp_path / f"{name}.out.png")
+        if name == "plain.jpg":  # one through a fresh process, exactly as typed
+            r = _run("infer", "--model", world["model"], "--image", paths[name], "--env", env, "--steps", "2",
+                     "--out", out)
+            stdout, stderr = r.stdout, r.stderr
+        else:
+            assert cli.main(["infer", "--model", world["model"], "--image", paths[name], "--env", env,
+                             "--steps", "2", "--out", out]) == 0, name
+            stdout, stderr = capsys.readouterr()
+        assert stderr.strip() == "", (name, stderr)
+        assert stdout.count("\n") == 1 and stdout.rstrip().endswith(f"mask: {mask_from})"), (name, stdout)
+        img = Image.open(out)
+        assert img.size == (32, 32) and np.isfinite(np.asarray(img, dtype=np.float32)).all()
+
+
+def test_portrait_masks_alpha_estimate_or_whole_image(world, tmp_path):
+    paths = _new_user_inputs(world, tmp_path)
+    truth = inputs.read_portrait(world["held"], 32)
+    assert truth.mask_from == "alpha channel"
+    plain = inputs.read_portrait(paths["plain.jpg"], 32)
+    assert plain.mask_from == "estimated from the plain background"
+    a, b = truth.mask[0] > 0.5, plain.mask[0] > 0.5
+    assert (a & b).sum() / (a | b).sum() > 0.85  # the estimate finds the sphere the alpha outlines
+    assert inputs.read_portrait(paths["plain.jpg"], 32, use_alpha=False).mask is None  # --no-mask: none estimated
+    for name in ("busy.png", "8.png", "1.png", "empty.png"):
+        p = inputs.read_portrait(paths[name], 32)
+        assert p.mask is None and p.image.shape == (3, 32, 32), name
+    # upscaled, not refused: the 1x1 image is one colour everywhere
+    one = inputs.read_portrait(paths["1.png"], 32).image
+    assert torch.allclose(one, torch.tensor([180, 120, 90]).div(255).view(3, 1, 1).expand(3, 32, 32), atol=1e-6)
+    # a backdrop-coloured face inside the outline stays foreground (the fill starts at the border)
+    ring = torch.full((3, 32, 32), 0.8)
+    ring[:, 8:24, 8:24] = 0.2
+    ring[:, 12:20, 12:20] = 0.8
+    m = inputs.estimate_mask(ring)
+    assert m is not None and m[0, 8:24, 8:24].min() == 1 and m.sum() == 16 * 16
+
+
 def test_each_lighting_starts_from_the_same_noise(world):
     pipe = infer.load_pipeline(world["model"], "ddim", "cpu")
     geo = inputs.model_geometry(world["model"], pipe)
@@ -243,23 +311,27 @@ def test_eval_cli_writes_tables_with_baseline_and_per_hdri_rows_and_a_grid(world
              "--pairs", "2", "--batch", "4", "--lpips-weights", world["lpips_file"],
              "--identity-weights", world["ident_sd"], "--identity-arch", "tests.test_relight_infer:TinyEmbed",
              "--identity-size", "32", "-q")
-    assert "4 pairs of the test split" in r.stdout and "copy-input baseline" in r.stdout
+    assert "4 pairs of the test split" in r.stdout
+    printed = [line.split()[0] for line in r.stdout.splitlines()[2:5]]
+    assert printed == ["model", "copy", "colour"] and r.stdout.count(" dB ") == 3  # the three methods side by side
     with open(os.path.join(out, "metrics.csv"), newline="") as f:
         table = list(csv.DictReader(f))
     hdris = sorted({row["hdri"] for row in table} - {"all"})
     assert hdris and all(h.endswith(tuple("0123456789")) for h in hdris)  # names (style_seed), not asset ids
     assert world["held_info"]["hdri"].endswith(tuple("0123456789"))  # `relight extract` names the map too
-    assert len(table) == 2 * (1 + len(hdris))
-    assert [row["method"] for row in table[:2]] == ["copy input (baseline)", "model"]
+    assert len(table) == 3 * (1 + len(hdris))
+    assert [row["method"] for row in table[:3]] == ["model", "copy input (baseline)", "colour transfer (baseline)"]
     assert sum(int(row["pairs"]) for row in table if row["hdri"] != "all" and row["method"] == "model") == 4
     for row in table:
         for col in ("psnr_masked", "psnr", "ssim_masked", "ssim", "lpips", "lpips_masked", "identity"):
             assert np.isfinite(float(row[col])), (row, col)
     md = open(os.path.join(out, "metrics.md")).read()
     assert "| copy input (baseline) | **all** |" in md and "LPIPS masked" in md and "identity dist." in md
+    assert "| metric (all pairs) | model | copy input (baseline) | colour transfer (baseline) |" in md
     with open(os.path.join(out, "pairs.csv"), newline="") as f:
         pairs = list(csv.DictReader(f))
-    assert len(pairs) == 8 and {p["method"] for p in pairs} == {"model", "copy input (baseline)"}
+    assert len(pairs) == 12 and {p["method"] for p in pairs} == {"model", "copy input (baseline)",
+                                                                  "colour transfer (baseline)"}
     grid = Image.open(os.path.join(out, "grid.png"))
     assert grid.size[0] == 4 * 130 + 2 and grid.size[1] > 4 * 128  # input | env | target | prediction, 4 rows
 
@@ -272,9 +344,26 @@ def test_eval_in_process_masked_metrics_and_baseline(world, tmp_path):
                                                identity_weights=world["ident_ts"], identity_size=32),
                           progress=False)
     assert s["pairs"] == 2 and s["lpips"] == "LPIPS v0.1 alex" and s["identity"]
-    base = s["overall"]["copy input (baseline)"]
-    # the copy-input baseline on the sphere renders: same subject, other light
-    assert 5 < base["psnr_masked"] < 60 and 0 < base["ssim_masked"] <= 1 and base["identity"] >= 0
+    assert list(s["overall"]) == ["model", "copy input (baseline)", "colour transfer (baseline)"]
+    for name in ("copy input (baseline)", "colour transfer (baseline)"):
+        base = s["overall"][name]
+        # the baselines on the sphere renders: same subject, other light
+        assert 5 < base["psnr_masked"] < 60 and 0 < base["ssim_masked"] <= 1 and base["identity"] >= 0
+    assert s["overall"]["copy input (baseline)"] != s["overall"]["colour transfer (baseline)"]
+    # the colour-transfer rows are the baseline of each pair's own lightings: input i -> target j
+    from relight import baselines, data, metrics
+
+    with open(os.path.join(str(tmp_path / "e"), "pairs.csv"), newline="") as f:
+        rows = {r["key"]: float(r["psnr_masked"]) for r in csv.DictReader(f) if r["method"].startswith("colour")}
+    irr = baselines.group_irradiance(data.resolve_shards(world["ds"], "test"))
+    cfg = data.DataConfig(resolution=32, env_size=(32, 32), mask_input=False, shuffle_buffer=0, resampled=False)
+    for pair in data.iter_pairs(world["ds"], "test", cfg, pairs=1):
+        g, i, j = pair["meta"]["group_key"], pair["meta"]["i"], pair["meta"]["j"]
+        ratio = irr[g][j] / irr[g][i]
+        want = metrics.masked_psnr(baselines.colour_transfer(pair["input"][None], ratio[None]), pair["target"][None],
+                                   pair["mask"][None])
+        assert rows.pop(pair["key"]) == pytest.approx(float(want), abs=1e-3)
+    assert rows == {}
 
 
 def test_masked_metrics_ignore_the_background():
