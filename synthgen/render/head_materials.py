@@ -8,10 +8,12 @@ role) and optional image textures. Nothing here reads the head generator.
 - skin (and lips): Principled BSDF with random-walk (skin) subsurface
   scattering. The base colour is the melanin/haemoglobin albedo, or the
   asset's albedo texture; optional region masks (ellipsoids in object space,
-  metres, +Z up) tint toward the lip colour and add blush; gentle mottling;
-  roughness varies spatially (or comes from a roughness texture); pores and
-  fine wrinkles are a bump map of strength ``micro_detail`` on top of any
-  normal map.
+  metres, +Z up) tint toward the lip colour. Skin detail
+  (:mod:`synthgen.render.skin_detail`): mottling, redness over the nose and
+  cheeks and freckles (not over an albedo texture), a glossier T-zone and
+  rougher cheeks (unless a roughness texture gives the roughness), pores and
+  fine skin texture as a bump of strength ``micro_detail`` on top of any
+  normal map. Noise runs in the head frame (metres) whatever the file's units.
 - iris: with ``uv_bands`` (the procedural eyeball, v = angle from the gaze
   axis / pi) sclera, a radially streaked iris with a dark limbal ring and the
   pupil; without, a streaked iris colour (or its texture) under a wet coat.

@@ -16,6 +16,11 @@ Parameters of a role's shader come from, in order of precedence:
    model (``assets_manifest.heads.appearance``, imported only then);
 3. defaults (a Fitzpatrick II skin, brown eyes, dark brown hair).
 
+Skin-role slots (skin, lips, scalp) also get ``face`` (the eyes' midpoint and
+distance, from the eye-role parts after placement: where the skin shader's
+T-zone and cheeks are) and ``to_head`` (the object's import transform, so the
+shader's noise is sized in metres whatever the file's units).
+
 Textures: a slot's own images (found upstream of its Principled BSDF's
 Base Color, Roughness and Normal inputs) are used by the shader; a skin slot
 without its own also takes the manifest's albedo/normal/roughness maps.
