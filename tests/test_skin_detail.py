@@ -123,8 +123,8 @@ def _sphere(centre, radius, n=24):
         t = math.pi * i / n
         for j in range(2 * n):
             a = math.pi * j / n
-            verts.append((centre[0] + radius * math.sin(t) * math.cos(a), centre[1] + radius * math.sin(t) * math.sin(a),
-                          centre[2] + radius * math.cos(t)))
+            verts.append((centre[0] + radius * math.sin(t) * math.cos(a),
+                          centre[1] + radius * math.sin(t) * math.sin(a), centre[2] + radius * math.cos(t)))
     for i in range(n):
         for j in range(2 * n):
             a, b = i * 2 * n + j, i * 2 * n + (j + 1) % (2 * n)
@@ -183,7 +183,8 @@ def _render_maps(path: str, unit: float, tmp: str, seed: int = 3) -> dict[str, n
         aov = scene.view_layers[0].aovs.add()
         aov.name, aov.type = name, "VALUE"
     gp = {"appearance": {"melanin": 0.03, "haemoglobin": 0.02, "seed": seed, "micro_detail": 0.5}}
-    objs = import_asset(path, generator_params=gp, placement={"unit_scale": unit, "up_axis": "+Y", "forward_axis": "+Z"})
+    place = {"unit_scale": unit, "up_axis": "+Y", "forward_axis": "+Z"}
+    objs = import_asset(path, generator_params=gp, placement=place)
     for mat in {s.material for o in objs for s in o.material_slots if s.material.get("synthgen_role") == "skin"}:
         tree, bsdf = mat.node_tree, _principled(mat)
         for aov, socket in (("rough", "Roughness"), ("spec", "Specular IOR Level")):

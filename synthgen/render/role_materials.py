@@ -114,8 +114,8 @@ def role_params(role: str, declared: dict | None, appearance: dict, has_cornea: 
     if role in ("skin", "lips"):
         p = dict(DEFAULT_SKIN, **appearance.get("skin", {}))
         if role == "lips":
-            p.update(albedo=p["lip_albedo"], roughness=max(0.2, p["roughness"] - 0.12), micro_detail=0.3 * p["micro_detail"],
-                     lips=True)
+            p.update(albedo=p["lip_albedo"], roughness=max(0.2, p["roughness"] - 0.12),
+                     micro_detail=0.3 * p["micro_detail"], lips=True)
         return p
     if role == "iris":
         p = {"color": appearance.get("iris", DEFAULT_IRIS), "coat": 0.0 if has_cornea else 1.0}
