@@ -8,10 +8,12 @@ role) and optional image textures. Nothing here reads the head generator.
 - skin (and lips): Principled BSDF with random-walk (skin) subsurface
   scattering. The base colour is the melanin/haemoglobin albedo, or the
   asset's albedo texture; optional region masks (ellipsoids in object space,
-  metres, +Z up) tint toward the lip colour and add blush; gentle mottling;
-  roughness varies spatially (or comes from a roughness texture); pores and
-  fine wrinkles are a bump map of strength ``micro_detail`` on top of any
-  normal map.
+  metres, +Z up) tint toward the lip colour. Skin detail
+  (:mod:`synthgen.render.skin_detail`): mottling, redness over the nose and
+  cheeks and freckles (not over an albedo texture), a glossier T-zone and
+  rougher cheeks (unless a roughness texture gives the roughness), pores and
+  fine skin texture as a bump of strength ``micro_detail`` on top of any
+  normal map. Noise runs in the head frame (metres) whatever the file's units.
 - iris: with ``uv_bands`` (the procedural eyeball, v = angle from the gaze
   axis / pi) sclera, a radially streaked iris with a dark limbal ring and the
   pupil; without, a streaked iris colour (or its texture) under a wet coat.
@@ -24,6 +26,8 @@ role) and optional image textures. Nothing here reads the head generator.
 from __future__ import annotations
 
 import bpy
+
+from synthgen.render import skin_detail
 
 SCLERA = (0.56, 0.52, 0.48)
 PUPIL = (0.004, 0.004, 0.004)
@@ -155,61 +159,135 @@ def texture(g: _Graph, textures: dict, role: str):
     return image_node(g, image, colour=role == "albedo", channel=channel)
 
 
+def _head_coords(g: _Graph, to_head):
+    """Object coordinates in the head frame (metres, +Z up, face toward -Y).
+
+    ``to_head``: the 3x4 (rows) object-to-head transform recorded at import (the placement's unit
+    scale and axes); None: the object's own coordinates already are the head frame.
+    """
+    coords = g.node("ShaderNodeTexCoord").outputs["Object"]
+    if to_head is None:
+        return coords
+    rows = [g.vmath("DOT_PRODUCT", coords, tuple(row[:3])) for row in to_head]
+    xyz = g.node("ShaderNodeCombineXYZ")
+    for axis, value in zip(("X", "Y", "Z"), rows):
+        g.set(xyz, axis, value)
+    return g.vmath("ADD", xyz.outputs[0], tuple(row[3] for row in to_head))
+
+
+def _max_mask(g: _Graph, masks: dict, names) -> object | None:
+    """The maximum of the named masks (None when none of them is known)."""
+    out = None
+    for name in names:
+        if name in masks:
+            out = masks[name] if out is None else g.math("MAXIMUM", out, masks[name])
+    return out
+
+
+def _freckles(g: _Graph, coords, d: dict, density, s: float, offset):
+    """Freckle coverage 0..1: Voronoi cells, each a dot of its own size and depth, present where
+    the cell's random value is under the local density."""
+    cells = g.node("ShaderNodeTexVoronoi", Scale=1000.0 / (2.0 * d["freckle_mm"] * s), Randomness=1.0)
+    g.set(cells, "Vector", g.vmath("ADD", coords, offset))
+    rand = g.node("ShaderNodeSeparateColor")
+    g.set(rand, "Color", cells.outputs["Color"])
+    radius = g.math("MULTIPLY_ADD", rand.outputs["Red"], 0.22, 0.16)   # dot radius, in cells
+    dot = g.math("SUBTRACT", 1.0, g.smoothstep(g.math("DIVIDE", cells.outputs["Distance"], radius), 0.55, 1.0))
+    present = g.math("GREATER_THAN", density, rand.outputs["Green"])
+    depth = g.math("MULTIPLY_ADD", rand.outputs["Blue"], 0.6, 0.4)
+    return g.math("MULTIPLY", g.math("MULTIPLY", dot, present), depth)
+
+
 def skin_material(p: dict, textures: dict | None = None, subsurface_method: str = DEFAULT_SUBSURFACE_METHOD,
                   name: str = "head_skin") -> bpy.types.Material:
-    """Skin (or lips: ``p["lips"]``) from the parameters; ``textures``: role -> (image, channel)."""
+    """Skin (or lips: ``p["lips"]``) from the parameters; ``textures``: role -> (image, channel).
+
+    Detail (:mod:`synthgen.render.skin_detail`): mottling, redness over the nose and cheeks and
+    freckles on the albedo (not over an albedo texture), a glossier T-zone and rougher cheeks
+    (unless a roughness texture gives the roughness), pores and fine skin texture as a bump whose
+    strength follows ``micro_detail``. Face regions hang on ``p["face"]`` (eye midpoint and
+    distance, head frame); sizes are metres through ``p["to_head"]`` (see :func:`_head_coords`).
+    """
     textures = textures or {}
     s = p.get("scale", 1.0)
+    d = skin_detail.detail_params(p)
+    lips_role = bool(p.get("lips"))
     mat = bpy.data.materials.new(name)
     g = _Graph(mat)
-    coords = g.node("ShaderNodeTexCoord").outputs["Object"]
-    seed_offset = (p.get("seed", 0) % 997) * 0.731
+    coords = _head_coords(g, p.get("to_head"))
+    o = (p.get("seed", 0) % 997) * 0.0103  # metres: small, so float32 noise inputs keep sub-pore precision
+    offset = (o, 0.37 * o, 0.61 * o)  # the seed moves every pattern (3D noise: cheaper than 4D)
     regions = p.get("regions", {})
+    face = {} if lips_role else skin_detail.face_regions(p.get("face"))
+    masks = {name: _ellipsoid_mask(g, coords, centre, radii, 0.3) for name, (centre, radii) in face.items()}
+    tzone = _max_mask(g, masks, skin_detail.T_ZONE)
+    cheeks = _max_mask(g, masks, skin_detail.CHEEKS)
+    nose_cheeks = _max_mask(g, masks, ("nose",) + skin_detail.CHEEKS)  # redder, more freckled
 
-    # mottling: large soft noise modulating melanin/blood slightly
-    mottle = g.node("ShaderNodeTexNoise", Scale=40.0 / s, Detail=3.0, Roughness=0.5,
-                    W=seed_offset, _noise_dimensions="4D")
-    g.set(mottle, "Vector", coords)
+    # one low-frequency noise (~2 cm blotches), four decorrelated channels: brightness, redness,
+    # freckle density and roughness variation
+    blotch = g.node("ShaderNodeTexNoise", Scale=45.0 / s, Detail=2.0, Roughness=0.5)
+    g.set(blotch, "Vector", g.vmath("ADD", coords, offset))
+    chan = g.node("ShaderNodeSeparateColor")
+    g.set(chan, "Color", blotch.outputs["Color"])
     lips = None
     if "lips" in regions:
         r = regions["lips"]
         lips = _ellipsoid_mask(g, coords, r["centre"], r["radii"], r.get("inner", 0.55))
     if "albedo" in textures:
-        base = texture(g, textures, "albedo")
-        mottle_amount = 0.06  # the texture has its own variation
+        base = texture(g, textures, "albedo")  # the asset's own colour: only roughness and bump added
     else:
         base = p["albedo"]
-        blush = None
-        for r in regions.get("blush", []):
-            m = _ellipsoid_mask(g, coords, r["centre"], r["radii"], r.get("inner", 0.2))
-            blush = m if blush is None else g.math("MAXIMUM", blush, m)
-        if blush is not None:
-            base = g.mix_rgb(g.math("MULTIPLY", blush, p.get("blush", 0.35)), base, p["lip_albedo"])
+        amount = 0.5 * d["mottle"] if lips_role else d["mottle"]
+        shade = g.math("MULTIPLY_ADD", g.math("SUBTRACT", blotch.outputs["Fac"], 0.5), 2.0 * amount, 1.0)
+        base = g.mix_rgb(1.0, base, g.gray(shade), blend="MULTIPLY")
+        if not lips_role:
+            red_where = g.smoothstep(chan.outputs["Green"], 0.35, 0.75)  # blotchy, everywhere a little
+            if nose_cheeks is not None:
+                red_where = g.math("MULTIPLY_ADD", nose_cheeks, 0.75, g.math("MULTIPLY", red_where, 0.3))
+            else:
+                red_where = g.math("MULTIPLY", red_where, 0.45)
+            base = g.mix_rgb(g.math("MULTIPLY", red_where, 0.45 * d["redness"]), base, (1.0, 0.68, 0.7),
+                             blend="MULTIPLY")
+            if d["freckles"] > 0:
+                # denser over the nose and cheeks (sun-exposed), patchy everywhere
+                density = g.math("MULTIPLY", g.smoothstep(chan.outputs["Blue"], 0.3, 0.7), 0.9 * d["freckles"])
+                if nose_cheeks is not None:
+                    density = g.math("MULTIPLY", density, g.math("MULTIPLY_ADD", nose_cheeks, 1.2, 0.4))
+                spots = _freckles(g, coords, d, density, s, offset)
+                base = g.mix_rgb(g.math("MULTIPLY", spots, 0.55), base, (0.7, 0.52, 0.4), blend="MULTIPLY")
         if lips is not None:
             base = g.mix_rgb(lips, base, p["lip_albedo"])
-        mottle_amount = 0.16
-    mottle_f = g.math("MULTIPLY_ADD", mottle.outputs["Fac"], mottle_amount, 1.0 - mottle_amount / 2)
-    base = g.mix_rgb(1.0, base, g.gray(mottle_f), blend="MULTIPLY")
 
-    # roughness: mean +- variation (or the texture), glossier lips
+    # roughness: mean +- variation (or the texture), a glossier T-zone and lips, rougher cheeks
+    specular = 0.4
     if "roughness" in textures:
         rough = texture(g, textures, "roughness")
     else:
-        rough_noise = g.node("ShaderNodeTexNoise", Scale=120.0 / s, Detail=2.0, W=seed_offset + 5.0,
-                             _noise_dimensions="4D")
-        g.set(rough_noise, "Vector", coords)
-        var = g.math("MULTIPLY", g.math("SUBTRACT", rough_noise.outputs["Fac"], 0.5), 0.5 * p["roughness_variation"])
+        var = g.math("MULTIPLY", g.math("SUBTRACT", chan.outputs["Red"], 0.5), 0.8 * p["roughness_variation"])
         rough = g.math("ADD", p["roughness"], var)
+        if tzone is not None:
+            rough = g.math("MULTIPLY_ADD", tzone, -d["tzone_shine"], rough)
+            specular = g.math("MULTIPLY_ADD", tzone, d["tzone_specular"], 0.4)
+        if cheeks is not None:
+            rough = g.math("MULTIPLY_ADD", cheeks, d["cheek_rough"], rough)
         if lips is not None:
-            rough = g.math("SUBTRACT", rough, g.math("MULTIPLY", lips, 0.15), clamp=True)
+            rough = g.math("MULTIPLY_ADD", lips, -0.15, rough)
+        rough = g.math("MAXIMUM", rough, 0.15)
 
-    # micro detail: pores (fine) over wrinkle-scale noise, on top of the normal map if any
-    pores = g.node("ShaderNodeTexNoise", Scale=2200.0 / s, Detail=1.0, W=seed_offset, _noise_dimensions="4D")
-    g.set(pores, "Vector", coords)
-    fine = g.node("ShaderNodeTexNoise", Scale=350.0 / s, Detail=4.0, W=seed_offset + 2.0, _noise_dimensions="4D")
-    g.set(fine, "Vector", coords)
-    height = g.math("ADD", pores.outputs["Fac"], g.math("MULTIPLY", fine.outputs["Fac"], 0.6))
-    bump = g.node("ShaderNodeBump", Strength=0.35 * p["micro_detail"], Distance=0.0004 * s)
+    # micro detail: pores (pits ~pore_mm wide) over a finer-than-mm skin texture, on any normal map
+    moved = g.vmath("ADD", coords, offset)
+    pores = g.node("ShaderNodeTexNoise", Scale=1000.0 / (4.0 * d["pore_mm"] * s), Detail=0.0)
+    g.set(pores, "Vector", moved)
+    fine = g.node("ShaderNodeTexNoise", Scale=1000.0 / (3.0 * s), Detail=2.0, Roughness=0.6)
+    g.set(fine, "Vector", moved)
+    pits = g.smoothstep(pores.outputs["Fac"], 0.58, 0.7)
+    height = g.math("MULTIPLY_ADD", fine.outputs["Fac"], 0.6, g.math("MULTIPLY", pits, -1.0))
+    strength = 0.35 * d["micro"]
+    if cheeks is not None:  # pores show most on the nose and cheeks
+        strength = g.math("MULTIPLY", g.math("MULTIPLY_ADD", g.math("MAXIMUM", cheeks, tzone), 0.5, 0.8), strength)
+    bump = g.node("ShaderNodeBump", Distance=0.0004 * s)
+    g.set(bump, "Strength", strength)
     g.set(bump, "Height", height)
     if "normal" in textures:
         nmap = g.node("ShaderNodeNormalMap")
@@ -226,7 +304,7 @@ def skin_material(p: dict, textures: dict | None = None, subsurface_method: str 
     g.set(bsdf, "Subsurface Scale", p["subsurface_radius_mm"] * 0.001 * s)
     g.set(bsdf, "Subsurface IOR", 1.4)
     g.set(bsdf, "IOR", 1.4)
-    g.set(bsdf, "Specular IOR Level", 0.4)
+    g.set(bsdf, "Specular IOR Level", specular)
     g.set(bsdf, "Sheen Weight", 0.08)
     g.output(bsdf.outputs[0])
     return mat

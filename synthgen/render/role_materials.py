@@ -16,6 +16,11 @@ Parameters of a role's shader come from, in order of precedence:
    model (``assets_manifest.heads.appearance``, imported only then);
 3. defaults (a Fitzpatrick II skin, brown eyes, dark brown hair).
 
+Skin-role slots (skin, lips, scalp) also get ``face`` (the eyes' midpoint and
+distance, from the eye-role parts after placement: where the skin shader's
+T-zone and cheeks are) and ``to_head`` (the object's import transform, so the
+shader's noise is sized in metres whatever the file's units).
+
 Textures: a slot's own images (found upstream of its Principled BSDF's
 Base Color, Roughness and Normal inputs) are used by the shader; a skin slot
 without its own also takes the manifest's albedo/normal/roughness maps.
@@ -36,10 +41,12 @@ import os
 from typing import Any, Iterable
 
 import bpy
+import numpy as np
 
 from assets_manifest import material_roles as roles_mod
 from assets_manifest.mesh_probe import gltf_material_extras
 from synthgen.render import head_materials as hm
+from synthgen.render import skin_detail
 from synthgen.render.head_materials import DEFAULT_SUBSURFACE_METHOD, _Graph
 
 # Defaults: HeadParams() of the procedural generator (melanin 0.05, haemoglobin 0.02: Fitzpatrick II)
@@ -58,6 +65,8 @@ DEFAULT_SKIN = {
 DEFAULT_IRIS = [0.09014, 0.04335, 0.00842]
 DEFAULT_HAIR = [0.14477, 0.04989, 0.01018]
 LASH_COLOUR = (0.012, 0.009, 0.007)
+EYE_ROLES = ("iris", "sclera", "cornea")
+SKIN_ROLES = ("skin", "lips", "scalp")  # the skin shader's roles: they get the face frame
 
 _TEXTURE_INPUTS = (("Base Color", "albedo"), ("Roughness", "roughness"), ("Normal", "normal"))
 
@@ -79,7 +88,9 @@ def appearance_params(generator_params: str | dict | None) -> dict[str, Any]:
 
     mel, haem = app.get("melanin", 0.05), app.get("haemoglobin", 0.02)
     skin = model.skin_albedo(mel, haem)
-    out: dict[str, Any] = {"skin": {"albedo": skin, "lip_albedo": model.lip_albedo(skin, haem)}}
+    # blush: the procedural heads' redness amount (assets_manifest.heads.export.material_extras)
+    out: dict[str, Any] = {"skin": {"albedo": skin, "lip_albedo": model.lip_albedo(skin, haem),
+                                    "blush": round(0.35 * min(1.0, haem / 0.02), 6)}}
     for key in ("roughness", "roughness_variation", "micro_detail", "subsurface_weight", "subsurface_radius_mm"):
         if key in app:
             out["skin"][key] = float(app[key])
@@ -103,7 +114,8 @@ def role_params(role: str, declared: dict | None, appearance: dict, has_cornea: 
     if role in ("skin", "lips"):
         p = dict(DEFAULT_SKIN, **appearance.get("skin", {}))
         if role == "lips":
-            p.update(albedo=p["lip_albedo"], roughness=max(0.2, p["roughness"] - 0.12), micro_detail=0.3 * p["micro_detail"])
+            p.update(albedo=p["lip_albedo"], roughness=max(0.2, p["roughness"] - 0.12),
+                     micro_detail=0.3 * p["micro_detail"], lips=True)
         return p
     if role == "iris":
         p = {"color": appearance.get("iris", DEFAULT_IRIS), "coat": 0.0 if has_cornea else 1.0}
@@ -115,6 +127,44 @@ def role_params(role: str, declared: dict | None, appearance: dict, has_cornea: 
     if role in ("hair", "eyebrows", "eyelashes"):
         return {"color": appearance.get("hair", DEFAULT_HAIR)}
     return {}
+
+
+def _world_points(obj, slots: set[int]) -> np.ndarray:
+    """World positions of the vertices of ``obj``'s polygons in material slots ``slots``.
+
+    Element-wise products and sums in a fixed order (no BLAS): the face frame reaches the pixels.
+    """
+    mesh = obj.data
+    mesh.calc_loop_triangles()
+    n = len(mesh.loop_triangles)
+    index, tri = np.empty(n, dtype=np.int64), np.empty(3 * n, dtype=np.int64)
+    mesh.loop_triangles.foreach_get("material_index", index)
+    mesh.loop_triangles.foreach_get("vertices", tri)
+    co = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
+    mesh.vertices.foreach_get("co", co)
+    co = co.reshape(-1, 3)[np.unique(tri.reshape(-1, 3)[np.isin(index, sorted(slots))])]
+    m = np.array(obj.matrix_world)
+    return np.stack([m[i, 0] * co[:, 0] + m[i, 1] * co[:, 1] + m[i, 2] * co[:, 2] + m[i, 3] for i in range(3)], axis=1)
+
+
+def face_frame(meshes: list, roles: dict[str, str]) -> dict | None:
+    """The eyes' midpoint and distance (:func:`synthgen.render.skin_detail.face_frame`) from the
+    eye-role parts, in the head frame: the scene frame right after import and placement."""
+    pts = []
+    for obj in meshes:
+        slots = {i for i, s in enumerate(obj.material_slots)
+                 if s.material and roles.get(roles_mod.base_name(s.material.name)) in EYE_ROLES}
+        if slots and len(obj.data.polygons):
+            pts.append(_world_points(obj, slots))
+    return skin_detail.face_frame(np.concatenate(pts)) if pts else None
+
+
+def to_head(obj) -> list[list[float]] | None:
+    """``obj``'s object-to-head transform (3x4 rows; None: identity), for object-space shader detail."""
+    m = np.array(obj.matrix_world)[:3]
+    if np.array_equal(m, np.eye(4)[:3]):
+        return None
+    return [[round(float(x), 9) for x in row] for row in m]
 
 
 def teeth_material(p: dict, textures: dict, name: str) -> bpy.types.Material:
@@ -293,6 +343,7 @@ def apply_roles(objects: list, path: str, material_roles: list[dict] | None = No
         roles = roles_mod.as_dict(material_roles)
     appearance = appearance_params(generator_params)
     has_cornea = "cornea" in roles.values()
+    frame = face_frame(meshes, roles) if any(r in SKIN_ROLES for r in roles.values()) else None
     made: dict[str, bpy.types.Material] = {}
     applied: dict[str, str] = {}
     for obj in meshes:
@@ -308,6 +359,8 @@ def apply_roles(objects: list, path: str, material_roles: list[dict] | None = No
                 if role == "skin" and not tex:
                     tex = _manifest_textures(textures)
                 params = role_params(role, (extras.get(base) or {}).get("synthgen_material"), appearance, has_cornea)
+                if role in SKIN_ROLES:  # face regions and metre-sized detail whatever the file's units
+                    params.update(face=frame, to_head=to_head(obj))
                 made[base] = build(role, params, tex, subsurface_method, name=f"{role}:{base}")
                 applied[base] = role
             slot.material = made[base]
