@@ -452,7 +452,7 @@ def dental_arch(L: Layout, lower: bool) -> Arch:
             cen.append((sx * (xk - nx * 0.5 * t), yk - ny * 0.5 * t, m[2] + dz + sign * 0.5 * h))
             tan.append((sx * tx, ty))
             # crowns overlap their neighbours (blended): one closed surface per row
-            half.append((0.5 * w + 0.0003, 0.5 * t, 0.5 * h))
+            half.append((0.5 * w + 0.0008, 0.5 * t, 0.5 * h))
     return Arch(np.array(cen), np.array(tan), np.array(half), -1.0 if lower else 1.0)
 
 
@@ -477,12 +477,13 @@ def teeth_sdf(q: np.ndarray, L: Layout, arch: Arch, gums_only: bool = False) -> 
             continue
         # from the cutting edge (0) to the neck (1): crowns thin toward the edge
         e = np.clip(0.5 + arch.sign * dz / (2 * hz), 0.0, 1.0)
-        r = min(0.0012, 0.45 * hx)
-        tooth = _rounded_box(lu, lv, dz, hx, hy * (0.55 + 0.45 * e), hz + 0.003 * (e >= 1.0), r)
+        hy_e = hy * (0.6 + 0.4 * e)
+        r = np.minimum(min(0.0011, 0.45 * hx), 0.8 * hy_e)   # rounding never exceeds the thickness
+        tooth = _rounded_box(lu, lv, dz, hx, hy_e, hz, r)
         # extend the crown into the gum (the root) so the gum line is where they meet
         tooth = np.minimum(tooth, _rounded_box(lu, lv, dz - arch.sign * (hz + 0.002), hx * 0.8, hy * 0.85,
-                                               0.0025, r))
-        teeth = tooth if teeth is None else S.smin(teeth, tooth, 0.0006)
+                                               0.0025, 0.001))
+        teeth = tooth if teeth is None else S.smin(teeth, tooth, 0.0012)
     return gums if gums_only else teeth
 
 
@@ -582,20 +583,49 @@ def mouth_mask(verts: np.ndarray, faces: np.ndarray, L: Layout) -> np.ndarray:
 
 # ----------------------------------------------------------------- meshing --
 
-def _finish(verts: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decimate, drop degenerate faces and stray islands; returns (verts, faces)."""
+def _finish(verts: np.ndarray, faces: np.ndarray, target_faces: int, merge: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Decimate, drop degenerate faces and stray islands; returns (verts, faces).
+
+    merge=False keeps the decimated connectivity as it is (see _separate_coincident).
+    """
     import fast_simplification
 
     if len(faces) > target_faces:
         verts, faces = fast_simplification.simplify(
             np.ascontiguousarray(verts, dtype=np.float32), np.ascontiguousarray(faces, dtype=np.int32),
             target_count=target_faces, agg=DECIMATE_AGG)
-    mesh = trimesh.Trimesh(np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=True)
-    mesh.update_faces(mesh.nondegenerate_faces())
+    mesh = trimesh.Trimesh(np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=merge)
+    if merge:
+        mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
     _keep_largest_component(mesh)
     trimesh.repair.fix_normals(mesh)
     return np.asarray(mesh.vertices), np.asarray(mesh.faces)
+
+
+def _separate_coincident(verts: np.ndarray) -> np.ndarray:
+    """Move apart (by 2 um steps in x) distinct vertices that share a position.
+
+    Decimating small shapes with thin edges (teeth) sometimes collapses two
+    sheets onto one point: manifold by connectivity, but merging by position
+    (what a welder or importer may do) would make it non-manifold.
+    """
+    out = np.array(verts, dtype=np.float64)
+    for _ in range(4):
+        _, first, inverse = np.unique(np.round(out, 7), axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        dup = first[inverse] != np.arange(len(out))
+        if not dup.any():
+            break
+        # rank of each duplicate within its group, in vertex order (deterministic)
+        rank = np.zeros(len(out))
+        seen: dict[int, int] = {}
+        for i in np.nonzero(dup)[0]:
+            g = int(inverse[i])
+            seen[g] = seen.get(g, 0) + 1
+            rank[i] = seen[g]
+        out[:, 0] += 2e-6 * rank
+    return out
 
 
 def _keep_largest_component(mesh: trimesh.Trimesh) -> None:
@@ -659,9 +689,10 @@ def _row(L: Layout, lower: bool, s: float, z_range) -> dict[str, trimesh.Trimesh
         def fn(q, i=i):
             return teeth_sdf(q, L, arch, gums_only=i == 1)
         v, f = S.mesh_sdf(fn, lo, hi, cell)
-        v, f = _finish(v, f, target)
+        v, f = _finish(v, f, target, merge=False)
         v, n = _snap(v, fn, max_step=0.0001)
-        out[f"{part}_{name}"] = U.textured(v * s, f, U.cylindrical_uv(v, f, z_range), n)
+        # the rows sit at the front, away from the cylindrical UV seam: no seam duplicates
+        out[f"{part}_{name}"] = U.textured(_separate_coincident(v * s), f, U.cylindrical_uv(v, f, z_range), n)
     return out
 
 
