@@ -203,9 +203,9 @@ def _mouth_rays(p: HeadParams, zs) -> np.ndarray:
     return np.array([[x, -0.3, z] for z in zs for x in (-0.008, 0.0, 0.008)]) * [p.head_scale, 1.0, p.head_scale]
 
 
-def test_teeth_hide_behind_closed_lips(heads):
-    p, parts = heads["seed7"]
-    assert p.jaw_open < 0.05
+def test_teeth_hide_behind_closed_lips():
+    p = dataclasses.replace(sample_head_params(7), jaw_open=0.0)
+    parts = build_head(p)
     m = geometry.make_layout(p).mouth
     hits = _first_hits(parts, _mouth_rays(p, np.linspace(m[2] - 0.012, m[2] + 0.008, 9)), (0, 1, 0))
     assert {h[0] for h in hits} == {"skin"}
@@ -234,7 +234,8 @@ def test_scalp_is_a_thin_shell_inside_the_hairline(heads):
         d = geometry.skin_sdf(v, L)
         assert -0.0004 <= d.min() and d.max() <= 0.0005
         assert geometry._hairline(v.astype(np.float64), L).max() < 0.004
-        assert v[:, 2].max() > 0.1                        # the crown is covered
+        # a full hairline covers the crown; a bald head keeps a fringe above the ears
+        assert v[:, 2].max() > (0.1 if p.hair_coverage > 0.55 else 0.05)
         assert v[:, 2].min() > -0.06                      # the face and neck are not
 
 
