@@ -226,8 +226,6 @@ def test_procedural_head_renders_through_roles_without_the_generator(tmp_path):
     res = _in_blender(tmp_path, path, None)  # no manifest: roles from the GLB's material extras
     assert res["modules"] == []
     roles = {m["role"] for m in res["mats"].values()}
-    from assets_manifest.material_roles import ROLES
-    # scalp is a declared role once role_materials knows it (issue 15); until then the slot keeps its glTF material
-    assert roles == {"skin", "iris", "cornea", "teeth", "gums"} | ({"scalp"} & set(ROLES))
+    assert roles == {"skin", "iris", "cornea", "scalp", "teeth", "gums"}
     skin = next(m for m in res["mats"].values() if m["role"] == "skin")
     assert skin["sss"] == pytest.approx(sample_head_params(seed).subsurface_weight)

@@ -47,8 +47,6 @@ from .params import HAIR_MIN_COVERAGE, HeadParams
 SKIN_CELL = 0.0014      # marching-cubes spacing for the skin, metres
 SKIN_FACES = 40000      # decimation target for the skin
 DECIMATE_AGG = 3.0  # lower than the default 7: fewer folded slivers around eyes and lips
-HAIR_CELL = 0.0022
-HAIR_FACES = 7000
 BUST_BOTTOM = -0.245
 SKIN_BOX = ((-0.235, -0.19, -0.285), (0.235, 0.165, 0.165))
 # Boxes (lo, hi) where the skin field is sampled exactly at SKIN_CELL; elsewhere
