@@ -514,11 +514,13 @@ def _hairline(q: np.ndarray, L: Layout) -> np.ndarray:
 
 
 SCALP_LIFT = (0.0001, 0.0004)   # scalp shell over the skin: at the hairline, 6 mm inside it
-SHELL_UNDER = 0.0003            # how far the shell's hidden inner side sits under the skin
+# The shell's hidden side floats just above the skin, not inside it: a sheet inside the skin
+# stops Cycles' random-walk subsurface paths and draws a dark line along the shell's edge.
+SHELL_BASE = 0.00002
 
 
-def _shell(verts, faces, normals, face_mask, lift, under=SHELL_UNDER):
-    """A thin closed shell over the faces in face_mask: lifted copy, sunk copy, side strips.
+def _shell(verts, faces, normals, face_mask, lift, base=SHELL_BASE):
+    """A thin closed shell over the faces in face_mask: a lifted copy, a copy `base` over the skin, side strips.
 
     lift: (V,) or scalar offset along the normal of the visible side. Returns (verts, faces,
     normals) wound outward; empty arrays when no face is selected.
@@ -534,16 +536,23 @@ def _shell(verts, faces, normals, face_mask, lift, under=SHELL_UNDER):
     lift = np.broadcast_to(np.asarray(lift, dtype=np.float64), (len(verts),))[used]
     k = len(used)
     top = v + lift[:, None] * n
-    bottom = v - under * n
+    bottom = v + base * n
     # boundary edges: directed edges whose reverse is not in the patch
     e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
     key = e[:, 0] * k + e[:, 1]
     rev = e[:, 1] * k + e[:, 0]
     b = e[~np.isin(rev, key)]
-    a_, b_ = b[:, 0], b[:, 1]
-    side = np.concatenate([np.stack([b_, a_, a_ + k], 1), np.stack([a_ + k, b_ + k, b_], 1)])
+    # the side strips get their own copies of the rim vertices, with the surface's normal:
+    # sharing the sheets' vertices would blend n into -n across the strip (a dark seam)
+    rim = np.unique(b)
+    at = np.full(k, -1, dtype=np.int64)
+    at[rim] = np.arange(len(rim))
+    a_t, b_t = 2 * k + at[b[:, 0]], 2 * k + at[b[:, 1]]
+    a_b, b_b = a_t + len(rim), b_t + len(rim)
+    side = np.concatenate([np.stack([b_t, a_t, a_b], 1), np.stack([a_b, b_b, b_t], 1)])
     out_f = np.concatenate([f, f[:, ::-1] + k, side])
-    return np.concatenate([top, bottom]), out_f, np.concatenate([n, -n])
+    verts_out = np.concatenate([top, bottom, top[rim], bottom[rim]])
+    return verts_out, out_f, np.concatenate([n, -n, n[rim], n[rim]])
 
 
 def _without_pinches(faces: np.ndarray, mask: np.ndarray) -> np.ndarray:
