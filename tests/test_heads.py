@@ -22,6 +22,7 @@ from assets_manifest.heads.uv import weld
 from conftest import ROOT
 
 EYE_PARTS = ("eye_L", "eye_R", "cornea_L", "cornea_R")
+MOUTH_PARTS = ("teeth_upper", "teeth_lower", "gums_upper", "gums_lower", "mouth")
 
 
 def _extreme() -> HeadParams:
@@ -107,6 +108,10 @@ def test_dict_round_trip_and_unknown_keys():
     with pytest.raises(ValueError, match="out of range"):
         HeadParams.from_dict({**d, "chin_width": 9.0})
     assert HeadParams.from_dict({"seed": 4}) == HeadParams(seed=4)
+    # version 1 had the painted hair cap's thickness: it loads, without it
+    assert HeadParams.from_dict({**d, "params_version": 1, "hair_volume_mm": 8.0}) == p
+    with pytest.raises(ValueError, match="hair_volume_mm"):
+        HeadParams.from_dict({**d, "hair_volume_mm": 8.0})
 
 
 def test_skin_albedo_darkens_with_melanin_and_reddens_with_blood():
@@ -121,9 +126,9 @@ def test_skin_albedo_darkens_with_melanin_and_reddens_with_blood():
 
 def test_parts_present_with_uvs(heads):
     p, parts = heads["seed7"]
-    assert set(parts) == {"skin", *EYE_PARTS, "hair"} and p.hair_coverage >= HAIR_MIN_COVERAGE
-    _, bald = heads["extreme"]
-    assert set(bald) == {"skin", *EYE_PARTS}
+    assert set(parts) == {"skin", *EYE_PARTS, "scalp", *MOUTH_PARTS} and p.hair_coverage >= HAIR_MIN_COVERAGE
+    q, bald = heads["extreme"]
+    assert set(bald) == set(parts) and q.hair_coverage == 0.0   # bald heads keep a minimal scalp
     for part_set in (parts, bald):
         for name, m in part_set.items():
             uv = np.asarray(m.visual.uv)
@@ -140,10 +145,11 @@ def test_parts_are_watertight_consistent_and_in_budget(heads):
             assert w.is_watertight, (key, name)
             assert w.is_winding_consistent, (key, name)
             assert w.volume > 0, (key, name)          # outward normals
-            assert w.body_count == 1, (key, name)
+            if name != "scalp":   # a receding hairline may leave two temple patches
+                assert w.body_count == 1, (key, name)
             total += len(m.faces)
         assert 25_000 <= len(parts["skin"].faces) <= 45_000
-        assert 20_000 <= total <= 60_000, (key, total)
+        assert 50_000 <= total <= 80_000, (key, total)
 
 
 def test_orientation_and_size_convention(heads):
@@ -166,6 +172,82 @@ def test_eyes_sit_in_their_sockets_without_touching_skin(heads):
             d = geometry.skin_sdf(v, L)
             assert d.min() > -2e-4, name
         assert parts["cornea_L"].vertices[:, 1].min() < parts["eye_L"].vertices[:, 1].min()
+
+
+def _first_hits(parts: dict[str, trimesh.Trimesh], origins: np.ndarray, direction) -> list[tuple[str, float]]:
+    """(part, distance) of each ray's first hit (Moller-Trumbore over every triangle; no rtree here)."""
+    names = list(parts)
+    tri = np.concatenate([np.asarray(parts[n].triangles) for n in names])
+    owner = np.concatenate([[i] * len(parts[n].faces) for i, n in enumerate(names)])
+    d = np.asarray(direction, dtype=float)
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    pv = np.cross(d, e2)
+    det = (e1 * pv).sum(1)
+    out = []
+    with np.errstate(all="ignore"):
+        inv = 1.0 / det
+        for o in origins:
+            tv = o - tri[:, 0]
+            u = (tv * pv).sum(1) * inv
+            qv = np.cross(tv, e1)
+            v = (qv * d).sum(1) * inv
+            t = (e2 * qv).sum(1) * inv
+            t = np.where((np.abs(det) > 1e-15) & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0), t, np.inf)
+            k = int(np.argmin(t))
+            out.append((names[owner[k]], float(t[k])) if np.isfinite(t[k]) else (None, np.inf))
+    return out
+
+
+def _mouth_rays(p: HeadParams, zs) -> np.ndarray:
+    """Rays from in front of the face toward +Y, across the mouth at heights zs (head_scale 1)."""
+    return np.array([[x, -0.3, z] for z in zs for x in (-0.008, 0.0, 0.008)]) * [p.head_scale, 1.0, p.head_scale]
+
+
+def test_teeth_hide_behind_closed_lips():
+    p = dataclasses.replace(sample_head_params(7), jaw_open=0.0)
+    parts = build_head(p)
+    m = geometry.make_layout(p).mouth
+    hits = _first_hits(parts, _mouth_rays(p, np.linspace(m[2] - 0.012, m[2] + 0.008, 9)), (0, 1, 0))
+    assert {h[0] for h in hits} == {"skin"}
+    # the rows sit behind the lips, inside the head's outline
+    for name in ("teeth_upper", "teeth_lower"):
+        v = np.asarray(parts[name].vertices)
+        assert v[:, 1].min() > m[1] * p.head_scale and abs(v[:, 0]).max() < 0.035
+
+
+def test_open_mouth_shows_teeth_and_a_dark_interior_not_the_back_of_the_head(heads):
+    p, parts = heads["extreme"]
+    L = geometry.make_layout(p)
+    m, gap = L.mouth, 0.095 * L.jaw_angle
+    hits = _first_hits(parts, _mouth_rays(p, m[2] - np.linspace(0.0005, gap - 0.001, 12)), (0, 1, 0))
+    seen = {h[0] for h in hits}
+    assert {"teeth_upper", "teeth_lower", "mouth"} <= seen, hits
+    # nothing seen through the opening is further back than the oral cavity
+    assert max(t for _, t in hits) < 0.3 + (m[1] + 0.06) * p.head_scale
+    assert seen <= {"skin", *MOUTH_PARTS}
+
+
+def test_scalp_is_a_thin_shell_inside_the_hairline(heads):
+    for p, parts in heads.values():
+        L = geometry.make_layout(p)
+        v = np.asarray(parts["scalp"].vertices, dtype=np.float32) / p.head_scale
+        d = geometry.skin_sdf(v, L)
+        assert -0.0004 <= d.min() and d.max() <= 0.0005
+        assert geometry._hairline(v.astype(np.float64), L).max() < 0.004
+        # a full hairline covers the crown; a bald head keeps a fringe above the ears
+        assert v[:, 2].max() > (0.1 if p.hair_coverage > 0.55 else 0.05)
+        assert v[:, 2].min() > -0.06                      # the face and neck are not
+
+
+def test_nostrils_are_shallow_openings_under_the_tip(heads):
+    for p, _ in heads.values():
+        L = geometry.make_layout(p)
+        tip, sn = L.nose_tip, L.subnasale
+        for sx in (1.0, -1.0):
+            c = np.array([[sx * 0.0068 * p.nose_width, 0.5 * (tip[1] + sn[1]) + 0.0028, sn[2] + 0.0022]])
+            assert geometry.skin_sdf(c.astype(np.float32), L)[0] > 0.0            # an opening
+            above = c + [0.0, 0.0, 0.007]
+            assert geometry.skin_sdf(above.astype(np.float32), L)[0] < 0.0       # closed a few mm up
 
 
 def test_build_is_deterministic(heads):
@@ -235,10 +317,9 @@ def test_glb_bytes_identical_across_processes_and_loads_in_trimesh(glb21, varian
     assert hashlib.sha256(a.read_bytes()).hexdigest() == hashlib.sha256(outs[variant]).hexdigest(), variant
     assert not list(d.glob(".tmp-*"))
 
-    assert meta["parts"] == [n for n in ("skin", "eye_L", "eye_R", "cornea_L", "cornea_R", "hair")
-                             if n != "hair" or p.hair_coverage >= HAIR_MIN_COVERAGE]
+    assert meta["parts"] == ["skin", "eye_L", "eye_R", "cornea_L", "cornea_R", "scalp", *MOUTH_PARTS]
     assert meta["params"] == p.to_dict()
-    assert 20_000 <= meta["faces"] <= 60_000
+    assert 50_000 <= meta["faces"] <= 80_000
     scene = trimesh.load(str(a))
     assert sorted(scene.geometry) == sorted(meta["parts"])
     assert sum(len(g.faces) for g in scene.geometry.values()) == meta["faces"]
@@ -251,6 +332,9 @@ def test_glb_bytes_identical_across_processes_and_loads_in_trimesh(glb21, varian
     assert meta["bbox_max"] == pytest.approx([hi[0], -lo[2], hi[1]], abs=1e-5)
     raw = a.read_bytes()
     tree = json.loads(raw[20:20 + int.from_bytes(raw[12:16], "little")])
+    roles = {m["name"]: m["extras"]["synthgen_role"] for m in tree["materials"]}
+    assert roles == {"skin": "skin", "iris": "iris", "cornea": "cornea", "scalp": "scalp", "teeth": "teeth",
+                     "gums": "gums", "mouth": "gums"}
     skin_node = next(n for n in tree["nodes"] if n.get("name") == "skin")
     assert skin_node["extras"]["synthgen_head"]["params"] == p.to_dict()
     for name, g in scene.geometry.items():   # stored normals are unit vectors (float32)

@@ -45,7 +45,9 @@ def test_glb_imports_with_parts_and_materials(glb):
     assert cornea.inputs["Roughness"].default_value == 0.0
     # one role-based path: each part's material is built for the role its GLB material declares
     assert objects["eye_L"].data.materials[0]["synthgen_role"] == "iris"
-    assert objects["hair"].data.materials[0]["synthgen_role"] == "hair"
+    assert objects["teeth_upper"].data.materials[0]["synthgen_role"] == "teeth"
+    assert objects["mouth"].data.materials[0]["synthgen_role"] == "gums"
+    assert objects["scalp"].data.materials[0].name.startswith("scalp")
     # eyeball UV v is the angle from the gaze axis / pi: v ~ 0 looks out of the face (-Y)
     eye = objects["eye_L"]
     v = np.array([d.uv[1] for d in eye.data.uv_layers[0].data])

@@ -226,6 +226,6 @@ def test_procedural_head_renders_through_roles_without_the_generator(tmp_path):
     res = _in_blender(tmp_path, path, None)  # no manifest: roles from the GLB's material extras
     assert res["modules"] == []
     roles = {m["role"] for m in res["mats"].values()}
-    assert roles == {"skin", "iris", "cornea", "hair"}
+    assert roles == {"skin", "iris", "cornea", "scalp", "teeth", "gums"}
     skin = next(m for m in res["mats"].values() if m["role"] == "skin")
     assert skin["sss"] == pytest.approx(sample_head_params(seed).subsurface_weight)

@@ -7,7 +7,8 @@ holds the format tag, the full params (`HeadParams.to_dict()`), the derived
 material values, landmarks (in +Z-up metres) and the eye UV bands; the skin
 node's extras hold the same record and every node names its part in
 `extras["synthgen_part"]`. Each glTF material is named after its part's
-material role (``skin``, ``iris`` for the eyeballs, ``cornea``, ``hair``) and
+material role (``skin``, ``iris`` for the eyeballs, ``cornea``, ``scalp``, ``teeth``, ``gums``; the
+oral cavity's lining is material ``mouth`` with role ``gums``) and
 carries the role and every parameter its shader needs in
 `extras["synthgen_role"]` and `extras["synthgen_material"]` (colours, skin
 regions as object-space ellipsoids, the eyeball's UV bands), so the renderer
@@ -34,7 +35,16 @@ from .geometry import build_head, make_layout
 from .params import HeadParams
 
 FORMAT = "synthgen-head/1"
-PART_ORDER = ("skin", "eye_L", "eye_R", "cornea_L", "cornea_R", "hair")
+PART_ORDER = ("skin", "eye_L", "eye_R", "cornea_L", "cornea_R", "scalp", "teeth_upper", "teeth_lower",
+              "gums_upper", "gums_lower", "mouth")
+# glTF material (and role) of each part; "mouth" is the dark lining of the oral cavity, a gums-role
+# material of its own colour
+PART_MATERIAL = {"skin": "skin", "eye_L": "iris", "eye_R": "iris", "cornea_L": "cornea", "cornea_R": "cornea",
+                 "scalp": "scalp", "teeth_upper": "teeth", "teeth_lower": "teeth", "gums_upper": "gums",
+                 "gums_lower": "gums", "mouth": "mouth"}
+TEETH_COLOR = [0.78, 0.72, 0.6]
+GUMS_COLOR = [0.5, 0.13, 0.13]
+MOUTH_COLOR = [0.14, 0.03, 0.03]
 
 _Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
@@ -99,12 +109,16 @@ def material_extras(record: dict) -> dict[str, dict]:
         },
     }
     iris = {"color": mats["iris_albedo"], "seed": p["seed"], "coat": 0.0, "uv_bands": dict(record["eye_uv"])}
-    hair = {"color": mats["hair_albedo"], "scale": s}
+    # the scalp is skin under the hair: the skin's parameters plus the hair colour and how much grows
+    scalp = dict(skin, hair_color=mats["hair_albedo"], hair_coverage=p["hair_coverage"])
     return {
         "skin": {"synthgen_role": "skin", "synthgen_material": skin},
         "iris": {"synthgen_role": "iris", "synthgen_material": iris},
         "cornea": {"synthgen_role": "cornea", "synthgen_material": {}},
-        "hair": {"synthgen_role": "hair", "synthgen_material": hair},
+        "scalp": {"synthgen_role": "scalp", "synthgen_material": scalp},
+        "teeth": {"synthgen_role": "teeth", "synthgen_material": {"color": TEETH_COLOR}},
+        "gums": {"synthgen_role": "gums", "synthgen_material": {"color": GUMS_COLOR}},
+        "mouth": {"synthgen_role": "gums", "synthgen_material": {"color": MOUTH_COLOR}},
     }
 
 
@@ -113,17 +127,25 @@ def _material(name: str, mats: dict, params: HeadParams) -> PBRMaterial:
     def rgba(rgb, a=1.0):
         return [float(c) for c in rgb] + [a]
 
-    if name == "skin":
+    mat = PART_MATERIAL[name]
+    if mat == "skin":
         return PBRMaterial(name="skin", baseColorFactor=rgba(mats["skin_albedo"]),
                            roughnessFactor=float(params.roughness), metallicFactor=0.0)
-    if name.startswith("eye"):
+    if mat == "iris":
         return PBRMaterial(name="iris", baseColorFactor=rgba([0.8, 0.78, 0.74]),
                            roughnessFactor=0.3, metallicFactor=0.0)
-    if name.startswith("cornea"):
+    if mat == "cornea":
         return PBRMaterial(name="cornea", baseColorFactor=rgba([1.0, 1.0, 1.0], 0.05),
                            roughnessFactor=0.0, metallicFactor=0.0, alphaMode="BLEND")
-    return PBRMaterial(name="hair", baseColorFactor=rgba(mats["hair_albedo"]),
-                       roughnessFactor=0.5, metallicFactor=0.0)
+    if mat == "scalp":
+        # preview only: the skin darkened toward the hair by the coverage
+        c = params.hair_coverage
+        tint = [(1 - 0.6 * c) * a + 0.6 * c * h for a, h in zip(mats["skin_albedo"], mats["hair_albedo"])]
+        return PBRMaterial(name="scalp", baseColorFactor=rgba(tint), roughnessFactor=float(params.roughness),
+                           metallicFactor=0.0)
+    colour = {"teeth": TEETH_COLOR, "gums": GUMS_COLOR, "mouth": MOUTH_COLOR}[mat]
+    return PBRMaterial(name=mat, baseColorFactor=rgba(colour), roughnessFactor=0.3 if mat == "teeth" else 0.4,
+                       metallicFactor=0.0)
 
 
 def head_scene(params: HeadParams) -> tuple[trimesh.Scene, dict]:

@@ -1,4 +1,4 @@
-"""Procedural head geometry: a signed-distance bust, meshed, plus eyes and hair.
+"""Procedural head geometry: a signed-distance bust, meshed, plus eyes, scalp and mouth.
 
 Conventions (all parts, all outputs of this package): metres, right-handed,
 +Z up, the face looks toward -Y (Blender's front view), +X is the head's own
@@ -20,9 +20,15 @@ back onto the field, whose gradient gives the vertex normals.
 
 Parts returned by `build_head`: "skin"; "eye_L", "eye_R" (eyeballs with
 sclera, iris and pupil as UV v bands, see eyes.EYE_UV); "cornea_L",
-"cornea_R" (closed glossy shells over the eyeballs); "hair" when
-hair_coverage >= HAIR_MIN_COVERAGE. Each part is closed and outward-facing
-once its UV-seam duplicates are welded (uv.weld).
+"cornea_R" (closed glossy shells over the eyeballs); "scalp" (a thin shell
+0.1-0.4 mm over the skin inside the hairline, where strand hair is grown at
+render time; bald heads keep a minimal fringe); "teeth_upper",
+"teeth_lower" (rows of crowns on a parabolic arch, the lower row turning
+with the jaw), "gums_upper", "gums_lower" and "mouth" (a thin lining of the
+oral cavity carved behind the lips, so an open mouth shows teeth and a dark
+interior). Teeth and gums reach into the skin's solid, so only what the
+lip slit and the cavity uncover is seen. Each part is closed and
+outward-facing once its UV-seam duplicates are welded (uv.weld).
 """
 
 from __future__ import annotations
@@ -41,8 +47,6 @@ from .params import HAIR_MIN_COVERAGE, HeadParams
 SKIN_CELL = 0.0014      # marching-cubes spacing for the skin, metres
 SKIN_FACES = 40000      # decimation target for the skin
 DECIMATE_AGG = 3.0  # lower than the default 7: fewer folded slivers around eyes and lips
-HAIR_CELL = 0.0022
-HAIR_FACES = 7000
 BUST_BOTTOM = -0.245
 SKIN_BOX = ((-0.235, -0.19, -0.285), (0.235, 0.165, 0.165))
 # Boxes (lo, hi) where the skin field is sampled exactly at SKIN_CELL; elsewhere
@@ -163,10 +167,10 @@ def _face(q: np.ndarray, L: Layout) -> np.ndarray:
         ramus = S.tapered_capsule(j, (sx * 0.053 * p.cranium_width, 0.004, -0.030), gon, 0.009, 0.007 + 0.003 * p.jaw_angle)
         body = S.tapered_capsule(j, gon, (sx * 0.016 * p.chin_width, chin[1] + 0.013, chin[2] - 0.006),
                                  0.007 + 0.003 * p.jaw_angle, 0.009)
-        jaw = S.smin(jaw, S.smin(ramus, body, 0.004 + 0.01 * (1 - p.jaw_angle)), 0.012)
+        jaw = S.smin(jaw, S.smin(ramus, body, 0.006 + 0.01 * (1 - p.jaw_angle)), 0.02)
     chin_e = S.ellipsoid(j, (0.0, chin[1] + 0.013, chin[2] - 0.003), (0.021 * p.chin_width, 0.014, 0.016))
     jaw = S.smin(jaw, chin_e, 0.016)
-    return S.smin(d, jaw, 0.02)
+    return S.smin(d, jaw, 0.028)
 
 
 def _neck_shoulders(q: np.ndarray, L: Layout) -> np.ndarray:
@@ -181,7 +185,7 @@ def _neck_shoulders(q: np.ndarray, L: Layout) -> np.ndarray:
         trap = S.tapered_capsule(q, (sx * 0.035 * nw, 0.030, -0.140), (sx * 0.150 * sw, 0.018, -0.212), 0.030, 0.034)
         d = S.smin(d, trap, 0.025)
         scm = S.capsule(q, (sx * 0.050 * nw, 0.018, -0.055), (sx * 0.013, -0.040 * nw, -0.195), 0.0105 * nw)
-        d = S.smin(d, scm, 0.014)
+        d = S.smin(d, scm, 0.02)
         clav = S.capsule(q, (sx * 0.022, -0.050, -0.207), (sx * 0.130 * sw, -0.016, -0.199), 0.0075)
         d = S.smin(d, clav, 0.02)
     return d
@@ -260,8 +264,13 @@ def _nose(q: np.ndarray, L: Layout) -> tuple[np.ndarray, np.ndarray]:
         ala_c = np.array([sx * (0.0122 + 0.0018 * flare) * nw, sn[1] - 0.0005, sn[2] + 0.0062])
         ala = S.ellipsoid(q, ala_c, (0.0064 + 0.001 * flare, 0.0085, 0.0064), S.rot_z(sx * 25))
         body = S.smin(body, ala, 0.0035)
-        hole_c = np.array([sx * 0.0072 * nw, 0.5 * (tip[1] + sn[1]) + 0.0025, sn[2] + 0.0012])
-        hole = S.ellipsoid(q, hole_c, (0.0023 * nw, 0.0042, 0.0022), pm.matmul(S.rot_z(sx * 12), S.rot_x(-15)))
+        # nostril: a teardrop opening on the underside, its narrow end toward the tip, and a
+        # shallow domed vestibule above it (no tunnel: the dark comes from occlusion)
+        hole_c = np.array([sx * 0.0068 * nw, 0.5 * (tip[1] + sn[1]) + 0.0028, sn[2] + 0.0022])
+        rot = pm.matmul(S.rot_z(sx * 22), S.rot_x(-12))
+        hole = S.ellipsoid(q, hole_c, (0.0024 * nw, 0.0046, 0.0026), rot)
+        narrow = S.ellipsoid(q, hole_c + np.array([-sx * 0.0012, -0.0036, 0.0004]), (0.0013, 0.0026, 0.0019), rot)
+        hole = S.smin(hole, narrow, 0.0012)
         holes = hole if holes is None else np.minimum(holes, hole)
     # columella: the bridge of skin between the nostrils
     col = S.capsule(q, tip + np.array([0, 0.006, -0.005]), sn + np.array([0, -0.001, 0.0015]), 0.0026)
@@ -353,29 +362,144 @@ def skin_sdf(q: np.ndarray, L: Layout) -> np.ndarray:
     big = 0.055  # margin for the large masses, blended with k up to 0.04
     d = S.local(lambda r: _cranium(r, L), q, (0, 0.014, 0.03), (0.095, 0.118, 0.095), big)
     d = S.smin(d, S.local(lambda r: _face(r, L), q, (0, -0.045, -0.05), (0.085, 0.078, 0.1), big), 0.04)
-    d = S.smin(d, S.local(lambda r: _neck_shoulders(r, L), q, (0, 0.01, -0.155), (0.196, 0.11, 0.131), 0.035), 0.022)
+    d = S.smin(d, S.local(lambda r: _neck_shoulders(r, L), q, (0, 0.01, -0.155), (0.196, 0.11, 0.131), 0.04), 0.03)
     d = S.smax(d, -S.local(lambda r: _eye_socket_cut(r, L), q, (0, -0.078, 0.002), (ex + 0.024, 0.016, 0.016)), 0.008)
     d = S.smin(d, S.local(lambda r: _brow(r, L), q, (0, -0.07, 0.016), (ex + 0.038, 0.03, 0.012)), 0.012)
     nose, nostrils = S.local(lambda r: _nose(r, L), q, (0, -0.1, -0.03), (0.028, 0.035, 0.04), n_out=2)
-    d = S.smin(d, nose, 0.006)
+    d = S.smin(d, nose, 0.008)
     lips, slit = S.local(lambda r: _lips(r, L), q, (0, -0.086, m[2] - 0.006), (0.037, 0.03, 0.026), n_out=2)
-    d = S.smin(d, lips, 0.004)
+    d = S.smin(d, lips, 0.005)
     d = S.smax(d, -slit, 0.0012)
-    d = S.smax(d, -nostrils, 0.0015)
+    d = S.smax(d, -S.local(lambda r: _oral_cavity(r, L), q, *_cavity_box(L)), 0.003)
+    d = S.smax(d, -nostrils, 0.001)
     for c in L.eye_c:
         lid, clear = S.local(lambda r: _eyelid(r, L, c), q, c, (0.018, 0.019, 0.018), n_out=2)
         d = S.smin(d, lid, 0.0035)
         d = S.smax(d, -clear, 0.0006)
     for c in L.ear_c:
-        d = S.smin(d, S.local(lambda r: _ear(r, L, c), q, c, (0.03, 0.036, 0.042)), 0.005)
+        d = S.smin(d, S.local(lambda r: _ear(r, L, c), q, c, (0.03, 0.036, 0.042)), 0.0065)
     return S.smax(d, BUST_BOTTOM - q[:, 2], 0.004)
 
 
-# --------------------------------------------------------------------- hair --
+# ------------------------------------------------------------ mouth, scalp --
+
+def _cavity_box(L: Layout):
+    m = L.mouth
+    return (0.0, m[1] + 0.024, m[2] - 0.004), (0.026, 0.019, 0.03)
+
+
+def _oral_cavity(q: np.ndarray, L: Layout) -> np.ndarray:
+    """The air behind the teeth: an oval in plan between the palate and the (jaw-frame) floor.
+
+    Hidden behind the lips while the jaw is closed; the lip slit opens onto it.
+    """
+    m = L.mouth
+    front, depth, half_w = m[1] + 0.007, 0.017, 0.021 * L.p.mouth_width
+    plan = S.ellipsoid(np.stack([q[:, 0], q[:, 1], np.zeros_like(q[:, 0])], 1), (0.0, front + depth, 0.0),
+                       (half_w, depth, 1.0))
+    xr = np.clip(q[:, 0] / half_w, -1.0, 1.0)
+    roof = q[:, 2] - (m[2] + 0.0075 + 0.004 * (1.0 - xr * xr))      # the palate vaults
+    floor = (m[2] - 0.0075) - _jaw_frame(q, L)[:, 2]
+    return S.smax(plan, S.smax(roof, floor, 0.004), 0.004)
+
+
+# Teeth of one quadrant, midline outward: (mesiodistal width, crown height, labio-lingual
+# thickness, incisal/occlusal offset from the occlusal plane), metres.
+UPPER_TEETH = ((0.0085, 0.0105, 0.0068, -0.0012), (0.0066, 0.009, 0.006, -0.0008), (0.0076, 0.0100, 0.0078, -0.001),
+               (0.0070, 0.0085, 0.0088, 0.0), (0.0066, 0.008, 0.0088, 0.0), (0.0100, 0.0075, 0.0105, 0.0003),
+               (0.0090, 0.007, 0.0100, 0.0006))
+LOWER_TEETH = ((0.0053, 0.009, 0.0058, 0.0010), (0.0058, 0.0095, 0.006, 0.0008), (0.0068, 0.0105, 0.0072, 0.0006),
+               (0.0070, 0.0085, 0.0075, 0.0), (0.0071, 0.008, 0.0080, 0.0), (0.0110, 0.0075, 0.0105, -0.0003),
+               (0.0105, 0.007, 0.0100, -0.0006))
+
+
+@dataclass
+class Arch:
+    """Tooth crowns of one dental arch (both sides), in the upper-jaw frame (lower: closed-jaw frame)."""
+    centre: np.ndarray      # (n, 3) crown centres
+    tangent: np.ndarray     # (n, 2) unit xy direction along the arch (away from the midline)
+    half: np.ndarray        # (n, 3) half width (along), half thickness, half height
+    sign: float             # +1 upper (crowns grow up from the occlusal plane), -1 lower
+
+
+def dental_arch(L: Layout, lower: bool) -> Arch:
+    """Teeth placed by arc length along a parabolic arch behind the lips."""
+    m = L.mouth
+    teeth = LOWER_TEETH if lower else UPPER_TEETH
+    # labial surface of the central incisors just behind the lips; the lower arch sits
+    # inside the upper (overjet) and its incisal edges overlap it (overbite)
+    front = m[1] + (0.0115 if lower else 0.0065)
+    half_w, depth = (0.0245, 0.037) if lower else (0.0265, 0.040)
+    half_w *= 0.95 + 0.05 * L.p.mouth_width
+    x = np.linspace(0.0, 1.4 * half_w, 600)
+    y = front + depth * (x / half_w) ** 2
+    s = np.concatenate([[0.0], np.cumsum(pm.hypot(np.diff(x), np.diff(y)))])
+    cen, tan, half = [], [], []
+    for sx in (1.0, -1.0):
+        along = 0.0
+        for w, h, t, dz in teeth:
+            sk = along + 0.5 * w
+            along += w
+            xk = float(np.interp(sk, s, x))
+            slope = 2.0 * depth * xk / (half_w * half_w)
+            inv = 1.0 / float(pm.hypot(1.0, slope))
+            tx, ty = inv, slope * inv                       # along the arch, away from the midline
+            nx, ny = ty, -tx                                # labial (outward) normal
+            yk = front + depth * (xk / half_w) ** 2
+            sign = -1.0 if lower else 1.0
+            cen.append((sx * (xk - nx * 0.5 * t), yk - ny * 0.5 * t, m[2] + dz + sign * 0.5 * h))
+            tan.append((sx * tx, ty))
+            # crowns overlap their neighbours (blended): one closed surface per row
+            half.append((0.5 * w + 0.0008, 0.5 * t, 0.5 * h))
+    return Arch(np.array(cen), np.array(tan), np.array(half), -1.0 if lower else 1.0)
+
+
+def _rounded_box(lu, lv, lz, hx, hy, hz, r):
+    qx, qy, qz = np.abs(lu) - (hx - r), np.abs(lv) - (hy - r), np.abs(lz) - (hz - r)
+    out = pm.length(np.stack([np.maximum(qx, 0), np.maximum(qy, 0), np.maximum(qz, 0)], 1))
+    return out + np.minimum(np.maximum(qx, np.maximum(qy, qz)), 0.0) - r
+
+
+def teeth_sdf(q: np.ndarray, L: Layout, arch: Arch, gums_only: bool = False) -> np.ndarray:
+    """Crowns of one row, or the gum ridge holding them; the lower row follows the jaw."""
+    j = _jaw_frame(q, L) if arch.sign < 0 else q
+    teeth = gums = None
+    for c, (tx, ty), (hx, hy, hz) in zip(arch.centre, arch.tangent, arch.half):
+        dx, dy, dz = j[:, 0] - c[0], j[:, 1] - c[1], j[:, 2] - c[2]
+        lu = dx * tx + dy * ty
+        lv = dx * ty - dy * tx
+        if gums_only:
+            gc = (c[0], c[1], c[2] + arch.sign * (hz + 0.0026))
+            gum = S.ellipsoid(j, gc, (hx * 1.15, hy + 0.0014, 0.0045))
+            gums = gum if gums is None else S.smin(gums, gum, 0.0025)
+            continue
+        # from the cutting edge (0) to the neck (1): crowns thin toward the edge
+        e = np.clip(0.5 + arch.sign * dz / (2 * hz), 0.0, 1.0)
+        hy_e = hy * (0.6 + 0.4 * e)
+        r = np.minimum(min(0.0011, 0.45 * hx), 0.8 * hy_e)   # rounding never exceeds the thickness
+        tooth = _rounded_box(lu, lv, dz, hx, hy_e, hz, r)
+        # extend the crown into the gum (the root) so the gum line is where they meet
+        tooth = np.minimum(tooth, _rounded_box(lu, lv, dz - arch.sign * (hz + 0.002), hx * 0.8, hy * 0.85,
+                                               0.0025, 0.001))
+        teeth = tooth if teeth is None else S.smin(teeth, tooth, 0.0012)
+    return gums if gums_only else teeth
+
+
+def _arch_box(arch: Arch, L: Layout):
+    lo = arch.centre.min(axis=0) - 0.02
+    hi = arch.centre.max(axis=0) + 0.02
+    if arch.sign < 0:   # the lower row turns down and back with the jaw (<= 0.1 m from the hinge)
+        lo[2] -= 0.1 * L.jaw_angle
+        hi[1] += 0.1 * L.jaw_angle
+    return lo, hi
+
 
 def _hairline(q: np.ndarray, L: Layout) -> np.ndarray:
-    """Signed vertical distance to the hairline: negative where hair grows."""
-    c = L.p.hair_coverage
+    """Signed vertical distance to the hairline: negative where hair grows.
+
+    Bald heads keep a minimal (HAIR_MIN_COVERAGE) fringe so their scalp region is never empty.
+    """
+    c = max(L.p.hair_coverage, HAIR_MIN_COVERAGE)
     phi = np.abs(pm.arctan2(q[:, 0], -q[:, 1]))        # 0 at the face, pi at the back
     recede = 1.0 - c
     knots = np.array([0.0, 0.55, 1.05, 1.45, 1.75, 2.2, np.pi])
@@ -389,35 +513,126 @@ def _hairline(q: np.ndarray, L: Layout) -> np.ndarray:
     return d
 
 
-def hair_sdf(q: np.ndarray, L: Layout) -> np.ndarray:
-    """A cap following the scalp, thickest on top and thinning to the hairline."""
-    base = S.smin(_cranium(q, L), _face(q, L), 0.022)
-    line = _hairline(q, L)
-    top = 0.001 * L.p.hair_volume_mm
-    thick = 0.0012 + (top * (0.35 + 0.65 * S.smoothstep(-0.03, 0.09, q[:, 2])) - 0.0012) \
-        * S.smoothstep(0.0, 0.02, -line)
-    # a shell from 3 mm under the scalp to the hair surface: its edge never
-    # reaches the head's axis, where the hairline's angle is singular
-    shell = S.smax(base - thick, -(base + 0.003), 0.001)
-    return S.smax(shell, line, 0.003)
+SCALP_LIFT = (0.0001, 0.0004)   # scalp shell over the skin: at the hairline, 6 mm inside it
+# The shell's hidden side floats just above the skin, not inside it: a sheet inside the skin
+# stops Cycles' random-walk subsurface paths and draws a dark line along the shell's edge.
+SHELL_BASE = 0.00002
+
+
+def _shell(verts, faces, normals, face_mask, lift, base=SHELL_BASE):
+    """A thin closed shell over the faces in face_mask: a lifted copy, a copy `base` over the skin, side strips.
+
+    lift: (V,) or scalar offset along the normal of the visible side. Returns (verts, faces,
+    normals) wound outward; empty arrays when no face is selected.
+    """
+    f = faces[_without_pinches(faces, face_mask)]
+    if len(f) == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), np.zeros((0, 3))
+    used = np.unique(f)
+    remap = np.full(len(verts), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    f = remap[f]
+    v, n = verts[used], normals[used]
+    lift = np.broadcast_to(np.asarray(lift, dtype=np.float64), (len(verts),))[used]
+    k = len(used)
+    top = v + lift[:, None] * n
+    bottom = v + base * n
+    # boundary edges: directed edges whose reverse is not in the patch
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    key = e[:, 0] * k + e[:, 1]
+    rev = e[:, 1] * k + e[:, 0]
+    b = e[~np.isin(rev, key)]
+    # the side strips get their own copies of the rim vertices, with the surface's normal:
+    # sharing the sheets' vertices would blend n into -n across the strip (a dark seam)
+    rim = np.unique(b)
+    at = np.full(k, -1, dtype=np.int64)
+    at[rim] = np.arange(len(rim))
+    a_t, b_t = 2 * k + at[b[:, 0]], 2 * k + at[b[:, 1]]
+    a_b, b_b = a_t + len(rim), b_t + len(rim)
+    side = np.concatenate([np.stack([b_t, a_t, a_b], 1), np.stack([a_b, b_b, b_t], 1)])
+    out_f = np.concatenate([f, f[:, ::-1] + k, side])
+    verts_out = np.concatenate([top, bottom, top[rim], bottom[rim]])
+    return verts_out, out_f, np.concatenate([n, -n, n[rim], n[rim]])
+
+
+def _without_pinches(faces: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Drop patch faces at vertices where two boundary loops touch (the shell would not be manifold)."""
+    mask = mask.copy()
+    n = int(faces.max()) + 1 if len(faces) else 0
+    for _ in range(8):
+        f = faces[mask]
+        e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        key, rev = e[:, 0] * n + e[:, 1], e[:, 1] * n + e[:, 0]
+        start = e[~np.isin(rev, key), 0]
+        bad = np.bincount(start, minlength=n) > 1
+        if not bad.any():
+            break
+        mask &= ~bad[faces].any(axis=1)
+    return mask
+
+
+def scalp_mask(verts: np.ndarray, faces: np.ndarray, L: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """(faces inside the hairline and off the ears, per-vertex hairline distance)."""
+    line = _hairline(verts, L)
+    ok = line < 0.0
+    for c in L.ear_c:
+        ok &= S.local(lambda r: _ear(r, L, c), verts, c, (0.03, 0.036, 0.042)) > 0.004
+    return ok[faces].all(axis=1), line
+
+
+def mouth_mask(verts: np.ndarray, faces: np.ndarray, L: Layout) -> np.ndarray:
+    """Skin faces on the walls of the mouth cavity and the slit behind the lips."""
+    cav = _oral_cavity(verts, L)
+    _, slit = _lips(verts, L)
+    on = (np.abs(np.minimum(cav, slit)) < 0.0006) & (verts[:, 1] > L.mouth[1] + 0.0045)
+    return on[faces].all(axis=1)
 
 
 # ----------------------------------------------------------------- meshing --
 
-def _finish(verts: np.ndarray, faces: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decimate, drop degenerate faces and stray islands; returns (verts, faces)."""
+def _finish(verts: np.ndarray, faces: np.ndarray, target_faces: int, merge: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Decimate, drop degenerate faces and stray islands; returns (verts, faces).
+
+    merge=False keeps the decimated connectivity as it is (see _separate_coincident).
+    """
     import fast_simplification
 
     if len(faces) > target_faces:
         verts, faces = fast_simplification.simplify(
             np.ascontiguousarray(verts, dtype=np.float32), np.ascontiguousarray(faces, dtype=np.int32),
             target_count=target_faces, agg=DECIMATE_AGG)
-    mesh = trimesh.Trimesh(np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=True)
-    mesh.update_faces(mesh.nondegenerate_faces())
+    mesh = trimesh.Trimesh(np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=merge)
+    if merge:
+        mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
     _keep_largest_component(mesh)
     trimesh.repair.fix_normals(mesh)
     return np.asarray(mesh.vertices), np.asarray(mesh.faces)
+
+
+def _separate_coincident(verts: np.ndarray) -> np.ndarray:
+    """Move apart (by 2 um steps in x) distinct vertices that share a position.
+
+    Decimating small shapes with thin edges (teeth) sometimes collapses two
+    sheets onto one point: manifold by connectivity, but merging by position
+    (what a welder or importer may do) would make it non-manifold.
+    """
+    out = np.array(verts, dtype=np.float64)
+    for _ in range(4):
+        _, first, inverse = np.unique(np.round(out, 7), axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        dup = first[inverse] != np.arange(len(out))
+        if not dup.any():
+            break
+        # rank of each duplicate within its group, in vertex order (deterministic)
+        rank = np.zeros(len(out))
+        seen: dict[int, int] = {}
+        for i in np.nonzero(dup)[0]:
+            g = int(inverse[i])
+            seen[g] = seen.get(g, 0) + 1
+            rank[i] = seen[g]
+        out[:, 0] += 2e-6 * rank
+    return out
 
 
 def _keep_largest_component(mesh: trimesh.Trimesh) -> None:
@@ -466,6 +681,28 @@ def _snap(verts: np.ndarray, fn, max_step: float = 0.0004) -> tuple[np.ndarray, 
     return verts, pm.normalize(n, 1e-9)
 
 
+TEETH_CELL = 0.0005
+TEETH_FACES = 3000
+GUMS_CELL = 0.0006
+GUMS_FACES = 1500
+
+
+def _row(L: Layout, lower: bool, s: float, z_range) -> dict[str, trimesh.Trimesh]:
+    arch = dental_arch(L, lower)
+    lo, hi = _arch_box(arch, L)
+    name = "lower" if lower else "upper"
+    out = {}
+    for i, (part, cell, target) in enumerate((("teeth", TEETH_CELL, TEETH_FACES), ("gums", GUMS_CELL, GUMS_FACES))):
+        def fn(q, i=i):
+            return teeth_sdf(q, L, arch, gums_only=i == 1)
+        v, f = S.mesh_sdf(fn, lo, hi, cell)
+        v, f = _finish(v, f, target, merge=False)
+        v, n = _snap(v, fn, max_step=0.0001)
+        # the rows sit at the front, away from the cylindrical UV seam: no seam duplicates
+        out[f"{part}_{name}"] = U.textured(_separate_coincident(v * s), f, U.cylindrical_uv(v, f, z_range), n)
+    return out
+
+
 def build_head(params: HeadParams) -> dict[str, trimesh.Trimesh]:
     """All parts of one head, in metres (+Z up, face toward -Y), each with UVs."""
     params.validate()
@@ -478,10 +715,13 @@ def build_head(params: HeadParams) -> dict[str, trimesh.Trimesh]:
     parts = {"skin": U.textured(v * s, f, U.cylindrical_uv(v, f, z_range), n)}
     for name, m in E.eye_parts(L.eye_c * s, L.gaze, scale=s).items():
         parts[name] = m
-    if params.hair_coverage >= HAIR_MIN_COVERAGE:
-        box = ((-0.16, -0.17, -0.13), (0.16, 0.18, 0.19))
-        v, f = S.mesh_sdf(lambda q: hair_sdf(q, L), *box, HAIR_CELL)
-        v, f = _finish(v, f, HAIR_FACES)
-        v, n = _snap(v, lambda q: hair_sdf(q, L))
-        parts["hair"] = U.textured(v * s, f, U.cylindrical_uv(v, f, z_range), n)
+    mask, line = scalp_mask(v, f, L)
+    lift = SCALP_LIFT[0] + (SCALP_LIFT[1] - SCALP_LIFT[0]) * S.smoothstep(0.0, 0.006, -line)
+    sv, sf, sn = _shell(v, f, n, mask, lift)
+    parts["scalp"] = U.textured(sv * s, sf, U.cylindrical_uv(sv, sf, z_range), sn)
+    for lower in (False, True):
+        parts.update(_row(L, lower, s, z_range))
+    mv, mf, mn = _shell(v, f, n, mouth_mask(v, f, L), 0.00015)
+    if len(mf):
+        parts["mouth"] = U.textured(mv * s, mf, U.cylindrical_uv(mv, mf, z_range), mn)
     return parts

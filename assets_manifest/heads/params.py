@@ -21,7 +21,10 @@ import numpy as np
 from . import appearance
 from . import portable_math as pm
 
-PARAMS_VERSION = 1
+PARAMS_VERSION = 2
+# version 1 also had hair_volume_mm (the thickness of a painted hair cap); strand hair
+# replaced the cap, and version-1 dicts load with that key ignored
+OLD_PARAMS = {1: ("hair_volume_mm",)}
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,14 @@ SPECS: dict[str, Spec] = {
     "iris_melanin": Spec(0.0, 1.0, 0.0, 1.0, 0.0, "0 blue .. 1 dark brown"),
     "hair_melanin": Spec(0.0, 1.0, 0.05, 1.0, 0.0, "0 white/blond .. 1 black"),
     "hair_redness": Spec(0.0, 1.0, 0.0, 0.8, 0.0, "pheomelanin share"),
-    "hair_coverage": Spec(0.0, 1.0, 0.0, 1.0, 0.0, "0 bald (no hair part) .. 1 full cap"),
-    "hair_volume_mm": Spec(2.0, 25.0, 4.0, 14.0, -3.0, "hair cap thickness on top, mm"),
+    "hair_coverage": Spec(0.0, 1.0, 0.0, 1.0, 0.0, "0 bald .. 1 full hairline (the scalp region)"),
 }
 
 SHAPE_PARAMS = tuple(list(SPECS)[:29])
 EXPRESSION_PARAMS = tuple(list(SPECS)[29:34])
 APPEARANCE_PARAMS = tuple(list(SPECS)[34:])
 
-# Below this coverage the head is generated bald (no "hair" part).
+# Below this coverage the head counts as bald; its scalp part keeps this minimal hairline.
 HAIR_MIN_COVERAGE = 0.08
 
 
@@ -154,7 +156,6 @@ class HeadParams:
     hair_melanin: float = 0.7
     hair_redness: float = 0.1
     hair_coverage: float = 0.8
-    hair_volume_mm: float = 8.0
 
     def validate(self) -> "HeadParams":
         """Raise ValueError naming the first parameter outside its allowed range."""
@@ -177,14 +178,15 @@ class HeadParams:
     @classmethod
     def from_dict(cls, d: dict) -> "HeadParams":
         """Inverse of to_dict; unknown keys are an error, missing ones take defaults."""
-        known = set(SPECS) | {"seed", "params_version"}
+        version = d.get("params_version", PARAMS_VERSION)
+        if version != PARAMS_VERSION and version not in OLD_PARAMS:
+            raise ValueError(f"head params_version {version!r} not supported (expected {PARAMS_VERSION})")
+        dropped = OLD_PARAMS.get(version, ())
+        known = set(SPECS) | {"seed", "params_version"} | set(dropped)
         unknown = sorted(str(k) for k in d if k not in known)
         if unknown:
             raise ValueError("unknown head param(s): " + ", ".join(repr(k) for k in unknown))
-        version = d.get("params_version", PARAMS_VERSION)
-        if version != PARAMS_VERSION:
-            raise ValueError(f"head params_version {version!r} not supported (expected {PARAMS_VERSION})")
-        kwargs = {k: v for k, v in d.items() if k != "params_version"}
+        kwargs = {k: v for k, v in d.items() if k not in known - set(SPECS) - {"seed"}}
         return cls(**kwargs).validate()
 
     def materials(self) -> dict:
@@ -215,6 +217,7 @@ def sample_head_params(seed: int) -> "HeadParams":
         offset = spec.masc * (masc - 0.5) * 2.0 + 0.55 * half * z
         # portable tanh/exp/log: numpy's SIMD ones can differ in the last bit per CPU
         values[name] = mid + half * float(pm.tanh(offset / half))
+    rng.standard_normal()  # was hair_volume_mm's draw: kept so every seed keeps its other values
     # skin: a Fitzpatrick type uniformly, then a melanin fraction inside its band
     fitz = int(rng.integers(1, 7))
     edges = appearance.FITZPATRICK_MELANIN_EDGES
