@@ -46,6 +46,7 @@ class FaceRegions:
     eye_z: float | None = None                 # mean eyeball centre height
     brow_z: float | None = None                # estimated brow line (above the eyes)
     chin_z: float | None = None                # underside of the chin at the mid-plane
+    mouth_z: float | None = None               # the lips' slit at the mid-plane
     front_y: float = 0.0                       # most forward skin point (-Y is forward)
     _bvh: BVHTree | None = field(default=None, repr=False)
 
@@ -171,15 +172,18 @@ def find_eyes(role_tris: dict[str, np.ndarray], centre_x: float) -> list[tuple[n
     return eyes if len(eyes) == 2 else []
 
 
-def _chin_z(regions: FaceRegions) -> float | None:
-    """Underside of the chin: below the mouth, where the mid-plane profile recedes toward the neck."""
-    if regions.eye_z is None:
-        return None
+def _chin_mouth_z(regions: FaceRegions) -> tuple[float | None, float | None]:
+    """(underside of the chin, the mouth's slit) from a profile of rays at the face's mid-plane.
+
+    The chin ends below the mouth where the profile recedes toward the neck; the mouth is the
+    deepest notch of the profile between a fifth and half of the way from the chin up to the eyes
+    (else 38 % of that way, the proportion of the procedural heads).
+    """
     r = regions.eye_radius
     zs = regions.eye_z - r * np.arange(4.0, 14.0, 0.08)  # from the nose down well past a long chin
     zs = zs[zs > regions.bottom_z]
     if len(zs) < 4:
-        return None
+        return None, None
     origins = np.stack([np.full(len(zs), regions.centre_x), np.full(len(zs), regions.front_y - 0.5), zs], axis=1)
     hit, _, ok = regions.ray_cast(origins, np.array([0.0, 1.0, 0.0]), 2.0)
     y = np.where(ok, hit[:, 1], np.inf)
@@ -188,10 +192,15 @@ def _chin_z(regions: FaceRegions) -> float | None:
     # there for an eye radius (the mouth's slit recedes too, but only for a few millimetres)
     receded = y > front + 1.5 * r
     k = 13  # samples in one eye radius (step 0.08 r)
-    for i in range(len(zs) - k):
-        if receded[i:i + k].all():
-            return float(zs[i])
-    return float(zs[-1])
+    chin = next((float(zs[i]) for i in range(len(zs) - k) if receded[i:i + k].all()), float(zs[-1]))
+    h = regions.eye_z - chin
+    band = np.nonzero((zs > chin + 0.2 * h) & (zs < chin + 0.5 * h) & np.isfinite(y))[0]
+    mouth = chin + 0.38 * h
+    if len(band) >= 3:
+        i = band[int(np.argmax(y[band]))]
+        if y[i] > y[band].min() + 0.002:
+            mouth = float(zs[i])
+    return chin, mouth
 
 
 def face_regions(head_objects: list) -> FaceRegions:
@@ -216,5 +225,5 @@ def face_regions(head_objects: list) -> FaceRegions:
         regions.eye_z = float((regions.eyes[0][0][2] + regions.eyes[1][0][2]) / 2)
         # the brow's lower edge sits about 1.3 eyeball radii (~15 mm) above the eye's centre
         regions.brow_z = regions.eye_z + 1.3 * regions.eye_radius
-        regions.chin_z = _chin_z(regions)
+        regions.chin_z, regions.mouth_z = _chin_mouth_z(regions)
     return regions
