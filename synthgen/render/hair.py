@@ -515,8 +515,11 @@ class Built:
 
 
 def build_strands(spec: dict, head_objects: list, density_scale: float = 1.0) -> Built | None:
-    """The strands of ``spec`` on the head (numpy only, deterministic); None when no hair grows."""
+    """The strands of ``spec`` on the head (numpy only, deterministic); None when no hair grows.
+
+    ``spec["density_scale"]``, when present, wins over ``density_scale``."""
     sc = check_spec(spec)
+    density_scale = float(spec.get("density_scale", density_scale))
     regions = fr.face_regions(head_objects)
     region = scalp_region(head_objects, regions)
     eye_z = regions.eye_z if regions.eye_z is not None else regions.head_top_z - HEAD_TOP_TO_EYE_M
