@@ -50,8 +50,8 @@ def _tangent(d: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def strand_points(roots: np.ndarray, start: np.ndarray, bend: np.ndarray, lengths: np.ndarray,
-                  n_points: int) -> np.ndarray:
-    """(C, n_points, 3) polylines: from each root, segments along ``start + t * bend`` (t 0..1), unit steps.
+                  n_points: int, power: int = 1) -> np.ndarray:
+    """(C, n_points, 3) polylines: from each root, segments along ``start + t**power * bend`` (t 0..1).
 
     ``start`` (C,3) the unit direction leaving the root, ``bend`` (C,3) how far the direction turns
     by the tip (e.g. toward the skin for a brow hair, up for a lash), ``lengths`` (C,) metres.
@@ -62,7 +62,7 @@ def strand_points(roots: np.ndarray, start: np.ndarray, bend: np.ndarray, length
     seg = (lengths / (n_points - 1))[:, None]
     for k in range(1, n_points):
         t = (k - 0.5) / (n_points - 1)
-        pts[:, k] = pts[:, k - 1] + seg * _unit(start + t * bend)
+        pts[:, k] = pts[:, k - 1] + seg * _unit(start + t ** power * bend)
     return pts
 
 
@@ -152,15 +152,15 @@ def lid_margin(reg: FaceRegions, centre: np.ndarray, radius: float, phis: np.nda
     gap = pm.length(hit - centre) - radius
     ok &= hit[:, 1] < centre[1] - 0.2 * radius
     near = (ok & (gap < 0.6 * radius)).reshape(a, b)
-    ok = ok.reshape(a, b)
     first = np.argmax(near, axis=1)
     found = near.any(axis=1)
-    # the lid's edge bulges forward above the aperture (a hood over the rim on the procedural
-    # heads): lashes leave from its front, the first point within 1 mm of the most forward one
-    # in the next half radius, or they would start hidden under the lid
-    y = np.where(ok, hit[:, 1].reshape(a, b), np.inf)
+    # where a fold of the lid stands in front of the rim (the procedural heads' eyes sit in a
+    # ~5 mm deep tunnel), lashes leave from the fold's front edge, the first point within 1 mm of
+    # the most forward one in the next half radius; else they would grow hidden inside the lid.
+    # On a lid that hugs the eyeball (ICT-FaceKit, scans) that point is the rim itself.
+    y = np.where(ok.reshape(a, b), hit[:, 1].reshape(a, b), np.inf)
     span = np.arange(b)[None, :]
-    window = (span >= first[:, None]) & (span < first[:, None] + 25) & ok
+    window = (span >= first[:, None]) & (span < first[:, None] + 25) & np.isfinite(y)
     front = np.where(window, y, np.inf).min(axis=1)
     pick = np.argmax(window & (y <= front[:, None] + 1 * MM), axis=1)
     return hit.reshape(a, b, 3)[np.arange(a), pick], found
@@ -188,17 +188,18 @@ def grow_lashes(reg: FaceRegions, spec: dict, rng: np.random.Generator, density_
             k = len(roots)
             radial = _unit(roots - c)
             up = Z if upper else -Z
-            start = _unit(0.4 * radial + 1.0 * -Y + 0.35 * lateral[:, None] * side * X + rng.normal(0.0, 0.06, (k, 3)))
-            bend = (0.6 + 1.6 * curl) * up + 0.3 * Y + rng.normal(0.0, 0.1, (k, 3))
+            # out of the lid nearly straight ahead (under any fold above it), then curling away from the eye
+            start = _unit(-Y + 0.12 * up + 0.35 * lateral[:, None] * side * X + rng.normal(0.0, 0.05, (k, 3)))
+            bend = (1.2 + 2.4 * curl) * up + 0.6 * Y + rng.normal(0.0, 0.15, (k, 3))
             profile = 0.55 + 0.45 * (1 - ((lateral - 0.25) / 1.25) ** 2)
             length = float(lashes["length_mm"]) * MM * frac * profile * (0.8 + 0.2 * rng.random(k))
-            parts.append(strand_points(roots + 0.3 * MM * radial, start, bend, length, 6))
+            parts.append(strand_points(roots + 0.3 * MM * radial, start, bend, length, 7, power=2))
     if not parts:
         return None
     pts = np.concatenate(parts)
     c = len(pts)
     grey = (rng.random(c) < 0.15 * float(spec.get("greying", 0.0))).astype(np.float32)
-    return pts, taper(c, 6, 0.05 * MM, 0.012 * MM), grey, rng.random(c)
+    return pts, taper(c, 7, 0.055 * MM, 0.015 * MM), grey, rng.random(c)
 
 
 # ---------------------------------------------------------------- beards

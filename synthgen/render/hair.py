@@ -62,7 +62,7 @@ STYLE_SHAPES = {
     "short": StyleShape(48000, (5, 7), 0.55, 0.45, 0.05, 6.0),
     "medium": StyleShape(40000, (8, 12), 0.35, 0.45, 0.25, 9.0),
     "long": StyleShape(36000, (12, 16), 0.3, 0.4, 0.45, 10.0),
-    "curly": StyleShape(30000, (12, 20), 0.6, 0.3, 0.1, 14.0),
+    "curly": StyleShape(30000, (14, 20), 0.85, 0.12, 0.04, 14.0),  # coils stand off the head: volume
     "tied_back": StyleShape(36000, (10, 14), 0.1, 0.6, 0.2, 3.0),
 }
 FULL_SCALP_M2 = 0.045      # area of a full adult scalp, for the strand count
