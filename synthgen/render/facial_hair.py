@@ -265,8 +265,6 @@ def grow_beard(reg: FaceRegions, spec: dict, rng: np.random.Generator, density_s
     """The beard of ``spec["beard"]["style"]`` (as :func:`grow_brows`), or None for ``none``."""
     beard = spec["beard"]
     style = beard["style"]
-    if style not in BEARD_STYLES:
-        raise ValueError(f"hair spec: beard.style {style!r}: expected one of {', '.join(BEARD_STYLES)}")
     if style == "none" or reg.chin_z is None or reg.mouth_z is None:
         return None
     density = float(beard.get("density", 0.7))
@@ -310,6 +308,8 @@ def _check(spec: dict) -> None:
         for k in keys:
             if k not in spec[part]:
                 raise ValueError(f"hair spec: key {part}.{k} missing")
+    if spec["beard"]["style"] not in BEARD_STYLES:
+        raise ValueError(f"hair spec: beard.style {spec['beard']['style']!r}: expected one of {', '.join(BEARD_STYLES)}")
 
 
 def _shade(spec: dict, melanin: float, redness: float) -> strands.HairShade:
