@@ -347,11 +347,12 @@ def grow_strands(sc: Scalp, roots: np.ndarray, normals: np.ndarray, depth: np.nd
     # a helix of radius R and pitch P: the strand's path along the head is shorter than the strand
     radius_c = min(sc.curl_radius_m * (0.6 + 0.4 * sc.curl), 0.02) if curly else 0.0
     pitch = 3.0 * radius_c
-    shrink = pitch / math.sqrt((2 * math.pi * radius_c) ** 2 + pitch ** 2) if curly else 1.0
+    turn = 2 * math.pi * radius_c
+    shrink = pitch / math.sqrt(turn * turn + pitch * pitch) if curly else 1.0
     path_len = length * shrink
     step = path_len / (k_n - 1)
     layer = rng.random(c_n)
-    a_mean = float(sk.axes.mean())
+    a_mean = (float(sk.axes[0]) + float(sk.axes[1]) + float(sk.axes[2])) / 3
     vol = shape.volume_mm / 1000 * min(1.0, sc.length_m / 0.05 + 0.2) * (0.5 + 0.5 * sc.density)
     u = sk.unit(roots)
     # comb direction: back and down, away from the part line on top
@@ -435,12 +436,12 @@ def grow_strands(sc: Scalp, roots: np.ndarray, normals: np.ndarray, depth: np.nd
         for j in range(k_n):
             for a in range(3):
                 mean[:, j, a] = np.bincount(inv, weights=pts[:, j, a], minlength=n_cl) / cnt
-        w = sc.clumping * 0.85 * (tvals ** 1.3)[None, :, None] * (0.7 + 0.3 * rng.random(c_n))[:, None, None]
+        w = sc.clumping * 0.85 * pm.power(tvals, 1.3)[None, :, None] * (0.7 + 0.3 * rng.random(c_n))[:, None, None]
         pts = pts + (mean[inv] - pts) * w
 
     # frizz: small random kinks growing toward the tip
     if sc.frizz > 0.01 and k_n > 3:
-        amp = sc.frizz * (0.0006 + 0.01 * np.minimum(length, 0.3))[:, None, None] * (tvals ** 1.5)[None, :, None]
+        amp = sc.frizz * (0.0006 + 0.01 * np.minimum(length, 0.3))[:, None, None] * pm.power(tvals, 1.5)[None, :, None]
         pts = pts + rng.normal(size=pts.shape) * amp * 0.5
 
     for i in range(1, k_n):
@@ -470,7 +471,7 @@ def _add_scalp_shell(tris: np.ndarray, depth: np.ndarray, sk: Skull, skin_mat, s
     from synthgen.render import role_materials
 
     _, n = _tri_area_normal(tris)
-    n = np.where((pm.dot3(n, (tris.mean(axis=1) - sk.centre)) < 0)[:, None], -n, n)
+    n = np.where((pm.dot3(n, (tris[:, 0] + tris[:, 1] + tris[:, 2]) / 3 - sk.centre) < 0)[:, None], -n, n)
     v = (tris + n[:, None, :] * SCALP_SHELL_M).reshape(-1, 3)
     mesh = bpy.data.meshes.new("scalp_shell")
     mesh.from_pydata(v.tolist(), [], [(3 * i, 3 * i + 1, 3 * i + 2) for i in range(len(tris))])
