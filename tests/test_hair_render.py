@@ -155,10 +155,11 @@ def test_group_renderer_grows_hair_and_clears_it(bald_glb, tmp_path):
            "max_bounces": 2, "passes": [], "threads": 1}
     r = render_scene.GroupRenderer(cfg, tmp_dir=str(tmp_path))
     row = {"head_path": bald_glb, "focal_mm": 50.0, "sensor_mm": 36.0, "framing": 0.8, "yaw_deg": 0.0,
-           "pitch_deg": 0.0, "roll_deg": 0.0, "hair": json.dumps(spec("short"))}
+           "pitch_deg": 0.0, "roll_deg": 0.0, "hair": json.dumps(spec("short", facial=True))}
     with_hair = r.load_group(row)
     curves = [o for o in r.head_objects if o.type == "CURVES"]
-    assert len(curves) == 1 and curves[0].parent == r.rig
+    # the scalp's, and brows/lashes from facial_hair (facial = true)
+    assert len(curves) >= 2 and all(c.parent == r.rig for c in curves)
     rgba = r.render_lighting({"hdri_asset_id": "studio", "hdri_path": head_preview.builtin_hdri("studio.exr"),
                               "rotation_deg": 30.0, "cycles_seed": 0, "exposure": 1.0,
                               "white_balance_rgb": [1.0, 1.0, 1.0]}, False)[0]

@@ -515,13 +515,14 @@ class Built:
     depth: np.ndarray       # their centroids' depth inside the hairline (m)
 
 
-def build_strands(spec: dict, head_objects: list, density_scale: float = 1.0) -> Built | None:
+def build_strands(spec: dict, head_objects: list, density_scale: float = 1.0,
+                  regions: fr.FaceRegions | None = None) -> Built | None:
     """The strands of ``spec`` on the head (numpy only, deterministic); None when no hair grows.
 
     ``spec["density_scale"]``, when present, wins over ``density_scale``."""
     sc = check_spec(spec)
     density_scale = float(spec.get("density_scale", density_scale))
-    regions = fr.face_regions(head_objects)
+    regions = regions or fr.face_regions(head_objects)
     region = scalp_region(head_objects, regions)
     eye_z = regions.eye_z if regions.eye_z is not None else regions.head_top_z - HEAD_TOP_TO_EYE_M
     all_tris = np.concatenate([t for t in fr.collect_role_tris(head_objects).values()])
@@ -565,9 +566,10 @@ def grow(spec: dict, head_objects: list, parent=None, *, facial: bool = True,
     """
     facial = bool(spec.get("facial", facial)) if isinstance(spec, dict) else facial
     density_scale = float(spec.get("density_scale", density_scale)) if isinstance(spec, dict) else density_scale
-    built = build_strands(spec, head_objects, density_scale)
-    made: list = []
     sc = check_spec(spec)
+    regions = fr.face_regions(head_objects)
+    built = build_strands(spec, head_objects, density_scale, regions)
+    made: list = []
     for obj in head_objects:
         if obj.type == "MESH" and obj.material_slots and all(
                 s.material is not None and s.material.get("synthgen_role") == "hair" for s in obj.material_slots):
@@ -590,7 +592,8 @@ def grow(spec: dict, head_objects: list, parent=None, *, facial: bool = True,
         except ImportError:
             facial_hair = None
         if facial_hair is not None:
-            made.extend(facial_hair.grow_facial(spec, head_objects, parent, density_scale=density_scale))
+            made.extend(facial_hair.grow_facial(spec, head_objects, parent, density_scale=density_scale,
+                                                regions=regions))
     return made
 
 
