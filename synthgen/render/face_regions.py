@@ -176,8 +176,8 @@ def _chin_mouth_z(regions: FaceRegions) -> tuple[float | None, float | None]:
     """(underside of the chin, the mouth's slit) from a profile of rays at the face's mid-plane.
 
     The chin ends below the mouth where the profile recedes toward the neck; the mouth is the
-    deepest notch of the profile between a fifth and half of the way from the chin up to the eyes
-    (else 38 % of that way, the proportion of the procedural heads).
+    deepest notch of the profile (between 20 % and 55 % of the way from the chin up to the eyes)
+    measured against the lips on both sides of it (else 38 % of that way, the procedural heads').
     """
     r = regions.eye_radius
     zs = regions.eye_z - r * np.arange(4.0, 14.0, 0.08)  # from the nose down well past a long chin
@@ -194,12 +194,15 @@ def _chin_mouth_z(regions: FaceRegions) -> tuple[float | None, float | None]:
     k = 13  # samples in one eye radius (step 0.08 r)
     chin = next((float(zs[i]) for i in range(len(zs) - k) if receded[i:i + k].all()), float(zs[-1]))
     h = regions.eye_z - chin
-    band = np.nonzero((zs > chin + 0.2 * h) & (zs < chin + 0.5 * h) & np.isfinite(y))[0]
-    mouth = chin + 0.38 * h
-    if len(band) >= 3:
-        i = band[int(np.argmax(y[band]))]
-        if y[i] > y[band].min() + 0.002:
-            mouth = float(zs[i])
+    # the mouth: the notch with lips standing in front of it on both sides within half an eye radius
+    # (the lips-to-chin sulcus has the chin further away; the nose's base has no lip above it)
+    k = 6
+    depth = np.full(len(zs), -np.inf)
+    for i in range(k, len(zs) - k):
+        if chin + 0.2 * h < zs[i] < chin + 0.55 * h and np.isfinite(y[i]):
+            depth[i] = y[i] - max(y[i - k:i].min(), y[i + 1:i + k + 1].min())
+    i = int(np.argmax(depth))
+    mouth = float(zs[i]) if depth[i] > 0.0005 else chin + 0.38 * h
     return chin, mouth
 
 

@@ -199,7 +199,7 @@ def grow_lashes(reg: FaceRegions, spec: dict, rng: np.random.Generator, density_
     pts = np.concatenate(parts)
     c = len(pts)
     grey = (rng.random(c) < 0.15 * float(spec.get("greying", 0.0))).astype(np.float32)
-    return pts, taper(c, 7, 0.055 * MM, 0.015 * MM), grey, rng.random(c)
+    return pts, taper(c, 7, 0.065 * MM, 0.02 * MM), grey, rng.random(c)
 
 
 # ---------------------------------------------------------------- beards
@@ -226,7 +226,8 @@ def beard_mask(reg: FaceRegions, p: np.ndarray, style: str) -> np.ndarray:
         return moustache
     if style == "goatee":
         return moustache | chin
-    top = zm + 0.17 + 0.09 * np.clip(ax - 2.0, 0.0, None)
+    # the cheek line: low beside the mouth, rising toward the sideburns in front of the ears
+    top = zm + 0.12 + 0.06 * np.clip(ax - 2.0, 0.0, None) + 0.1 * np.clip(dy - 1.5, 0.0, None)
     cheeks = (zz < np.minimum(top, 0.9)) & (dy < 5.2) & ~lips
     neck = (zz < 0.0) & (zz > -0.4) & (dy < 3.5 + 6.0 * zz) & (ax < 4.5)
     return (cheeks & (zz >= 0.0)) | neck | moustache | chin
@@ -269,7 +270,7 @@ def grow_beard(reg: FaceRegions, spec: dict, rng: np.random.Generator, density_s
         return None
     density = float(beard.get("density", 0.7))
     stubble = style == "stubble"
-    per_m2 = (1.5e6 if stubble else 4e5) * (0.4 + 0.6 * density) * density_scale
+    per_m2 = (1.5e6 if stubble else 6e5) * (0.4 + 0.6 * density) * density_scale
     roots, n = _skin_samples(reg, rng, style, per_m2)
     c = len(roots)
     if c == 0:
