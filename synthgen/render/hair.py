@@ -54,16 +54,17 @@ class StyleShape:
     volume_mm: float    # how far the outer layer lies off the scalp
 
 
-# Budget: the issue's probe (40-60k strands of 8 points: 1.55-1.62x render time); the short
-# styles are cheap per strand, so they get more of them.
+# Budget: the issue's probe (40-60k strands of 8 points: 1.55-1.62x render time); measured here at
+# 256 px / 32 spp with brows and lashes: ~420k points (medium) 1.9x, ~670k (long) 2.5x, so every style
+# stays near 400k points at density 1; the short styles are cheap per strand and get more of them.
 STYLE_SHAPES = {
     "shaved": StyleShape(60000, (3, 3), 0.9, 0.0, 0.0, 0.3),
     "buzz": StyleShape(60000, (3, 4), 0.7, 0.2, 0.0, 1.0),
     "short": StyleShape(48000, (5, 7), 0.55, 0.45, 0.05, 6.0),
-    "medium": StyleShape(40000, (8, 12), 0.35, 0.45, 0.25, 9.0),
-    "long": StyleShape(36000, (12, 16), 0.3, 0.4, 0.45, 10.0),
-    "curly": StyleShape(30000, (14, 20), 0.85, 0.12, 0.04, 14.0),  # coils stand off the head: volume
-    "tied_back": StyleShape(36000, (10, 14), 0.1, 0.6, 0.2, 3.0),
+    "medium": StyleShape(36000, (8, 11), 0.35, 0.45, 0.25, 9.0),
+    "long": StyleShape(30000, (10, 12), 0.3, 0.4, 0.45, 10.0),
+    "curly": StyleShape(26000, (12, 16), 0.85, 0.12, 0.04, 14.0),  # coils stand off the head: volume
+    "tied_back": StyleShape(30000, (10, 12), 0.1, 0.6, 0.2, 3.0),
 }
 FULL_SCALP_M2 = 0.045      # area of a full adult scalp, for the strand count
 ROOT_RADIUS_M = 0.00005    # 0.05 mm
@@ -150,6 +151,11 @@ class Skull:
     axes: np.ndarray        # (3,) ellipsoid half-extents (normalise radii so the map is nearly flat)
     table: np.ndarray       # (_NA, _NW) largest normalised radius of the surface per direction bin
     k: float                # head size relative to the generator's adult head
+    # below the chin only a neck cylinder is kept out: pushing strands out of the shoulders along
+    # their direction from the head's centre would stick them out sideways like antennae
+    chin_z: float = -1e9
+    neck_xy: tuple = (0.0, 0.0)
+    neck_r: float = 0.0
 
     def unit(self, p: np.ndarray) -> np.ndarray:
         return (p - self.centre) / self.axes
@@ -173,14 +179,21 @@ class Skull:
         s, ia, iw = self._bins(u)
         need = self.table[ia, iw] + offset
         scale = np.where(s < need, need / np.maximum(s, 1e-9), 1.0)
-        return self.centre + u * scale[..., None] * self.axes
+        head = self.centre + u * scale[..., None] * self.axes
+        below = p[..., 2] < self.chin_z
+        dx, dy = p[..., 0] - self.neck_xy[0], p[..., 1] - self.neck_xy[1]
+        r = np.sqrt(dx * dx + dy * dy)
+        need_r = self.neck_r + offset * self.axes[0]
+        grow = np.where(r < need_r, need_r / np.maximum(r, 1e-9), 1.0)
+        neck = np.stack([self.neck_xy[0] + dx * grow, self.neck_xy[1] + dy * grow, p[..., 2]], axis=-1)
+        return np.where(below[..., None], neck, head)
 
     def normal(self, p: np.ndarray) -> np.ndarray:
         """The ellipsoid's outward normal at p's direction (a smooth stand-in for the scalp's)."""
         return pm.normalize((p - self.centre) / (self.axes * self.axes), 1e-12)
 
 
-def _skull(all_tris: np.ndarray, skin: np.ndarray, eye_z: float, centre_x: float) -> Skull:
+def _skull(all_tris: np.ndarray, skin: np.ndarray, eye_z: float, centre_x: float, chin_z: float) -> Skull:
     v = skin.reshape(-1, 3)
     top = float(v[:, 2].max())
     cran = v[v[:, 2] >= eye_z]
@@ -192,6 +205,13 @@ def _skull(all_tris: np.ndarray, skin: np.ndarray, eye_z: float, centre_x: float
     pts = np.concatenate([all_tris.reshape(-1, 3), (all_tris[:, 0] + all_tris[:, 1] + all_tris[:, 2]) / 3,
                           (all_tris[:, 0] + all_tris[:, 1]) / 2, (all_tris[:, 1] + all_tris[:, 2]) / 2,
                           (all_tris[:, 2] + all_tris[:, 0]) / 2])
+    pts = pts[pts[:, 2] >= chin_z]
+    neck = v[(v[:, 2] < chin_z - 0.02 * sk.k) & (v[:, 2] > chin_z - 0.05 * sk.k)]
+    if len(neck):
+        sk.chin_z = chin_z
+        sk.neck_xy = ((neck[:, 0].min() + neck[:, 0].max()) / 2, (neck[:, 1].min() + neck[:, 1].max()) / 2)
+        # front-to-back: the slice's width may take in the tops of the shoulders
+        sk.neck_r = (neck[:, 1].max() - neck[:, 1].min()) / 2
     s, ia, iw = sk._bins(sk.unit(pts))
     table = np.zeros((_NA, _NW))
     np.maximum.at(table, (ia, iw), s)
@@ -386,7 +406,12 @@ def grow_strands(sc: Scalp, roots: np.ndarray, normals: np.ndarray, depth: np.nd
             gathered |= dist < 0.012 * k
             f = np.where(gathered[:, None], down, _tangent(to_g, ne))
         else:
-            f = _tangent(flow, ne)
+            # combing "back" fades out over the back of the head (on a round back it would
+            # converge every strand on the mid-line), and below the eyes hair only falls
+            uy = (p[:, 1] - sk.centre[1]) / sk.axes[1]
+            fl = np.stack([flow[:, 0], flow[:, 1] * (1.0 - _smoothstep(uy, 0.1, 0.7)), flow[:, 2]], axis=1)
+            fall = _smoothstep(sk.centre[2] - p[:, 2], 0.0, 0.05 * k)[:, None]
+            f = pm.normalize(_tangent(fl, ne) * (1.0 - fall) + down * fall, 1e-12)
         f = pm.normalize(f + down * (shape.gravity * t), 1e-12)
         d = pm.normalize(d * (1.0 - shape.follow) + f * shape.follow, 1e-12)
         p = p + d * step[:, None]
@@ -526,7 +551,8 @@ def build_strands(spec: dict, head_objects: list, density_scale: float = 1.0,
     region = scalp_region(head_objects, regions)
     eye_z = regions.eye_z if regions.eye_z is not None else regions.head_top_z - HEAD_TOP_TO_EYE_M
     all_tris = np.concatenate([t for t in fr.collect_role_tris(head_objects).values()])
-    sk = _skull(all_tris, regions.skin_tris, eye_z, regions.centre_x)
+    chin_z = regions.chin_z if regions.chin_z is not None else eye_z - 0.1 * (regions.head_top_z - eye_z) / 0.125
+    sk = _skull(all_tris, regions.skin_tris, eye_z, regions.centre_x, chin_z)
     cent = (region.tris[:, 0] + region.tris[:, 1] + region.tris[:, 2]) / 3
     depth = hairline_depth(cent, sc, sk, region.brow_z)
     inside = depth > -0.002 * sk.k
