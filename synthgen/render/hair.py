@@ -60,7 +60,7 @@ class StyleShape:
 STYLE_SHAPES = {
     "shaved": StyleShape(60000, (3, 3), 0.9, 0.0, 0.0, 0.3),
     "buzz": StyleShape(60000, (3, 4), 0.7, 0.2, 0.0, 1.0),
-    "short": StyleShape(48000, (5, 7), 0.55, 0.45, 0.05, 6.0),
+    "short": StyleShape(48000, (5, 7), 0.45, 0.55, 0.1, 3.5),
     "medium": StyleShape(36000, (8, 11), 0.35, 0.45, 0.25, 9.0),
     "long": StyleShape(30000, (10, 12), 0.3, 0.4, 0.45, 10.0),
     "curly": StyleShape(26000, (12, 16), 0.85, 0.12, 0.04, 14.0),  # coils stand off the head: volume
