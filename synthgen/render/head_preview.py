@@ -12,6 +12,7 @@ the HDRI only lights).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -22,7 +23,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from assets_manifest.heads.export import read_head_record
 
+from . import hair as render_hair
 from . import scene as render_scene
+from . import strands
 
 BACKGROUND = (58, 60, 64)
 LABEL_H = 16
@@ -72,6 +75,7 @@ def _reset_scene(hdri_path: str, resolution: int, samples: int, exposure: float 
     out = nodes.new("ShaderNodeOutputWorld")
     world.node_tree.links.new(env.outputs["Color"], bg.inputs["Color"])
     world.node_tree.links.new(bg.outputs["Background"], out.inputs["Surface"])
+    strands.use_curve_shape(scene)
     cam = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     cam.data.lens = FOCAL_MM
     cam.data.clip_start = 0.05
@@ -116,15 +120,27 @@ def _procedural_record(path: str) -> dict | None:
 
 
 def _clear_head(objects: list) -> None:
-    meshes = [o.data for o in objects if o.type == "MESH"]
+    data = [o.data for o in objects if o.type in ("MESH", "CURVES")]
     for obj in objects:
         bpy.data.objects.remove(obj, do_unlink=True)
-    for mesh in meshes:
-        if mesh.users == 0:
-            bpy.data.meshes.remove(mesh)
+    for block in data:
+        if block.users == 0:
+            (bpy.data.meshes if isinstance(block, bpy.types.Mesh) else bpy.data.hair_curves).remove(block)
     for mat in list(bpy.data.materials):
         if mat.users == 0:
             bpy.data.materials.remove(mat)
+
+
+def hair_spec(options: dict | None) -> dict | None:
+    """The hair spec in the catalog's ``generator_params`` (``hair``), None without one."""
+    gp = (options or {}).get("generator_params")
+    if isinstance(gp, str):
+        try:
+            gp = json.loads(gp)
+        except json.JSONDecodeError:
+            return None
+    spec = gp.get("hair") if isinstance(gp, dict) else None
+    return spec if isinstance(spec, dict) else None
 
 
 def render_head(path: str, out_png: str, yaw_deg: float = 0.0, options: dict | None = None) -> str:
@@ -132,10 +148,16 @@ def render_head(path: str, out_png: str, yaw_deg: float = 0.0, options: dict | N
 
     ``options``: :func:`synthgen.render.scene.import_asset`'s keyword arguments from the catalog
     (``placement``: units and axes; ``material_roles``, ``textures``, ``generator_params``); None: the
-    file's own convention and materials from the file and the presets."""
+    file's own convention and materials from the file and the presets. A hair spec in
+    ``generator_params`` grows its strands (:func:`synthgen.render.hair.grow`)."""
     scene = bpy.context.scene
     objects = render_scene.import_asset(path, **(options or {}))
+    made: list = []
     try:
+        spec = hair_spec(options)
+        if spec is not None:
+            bpy.context.view_layer.update()
+            made = render_hair.grow(spec, objects, None)
         record = _procedural_record(path) if path.lower().endswith(".glb") else None
         if record is not None:
             _frame(scene.camera, record, yaw_deg)
@@ -144,7 +166,7 @@ def render_head(path: str, out_png: str, yaw_deg: float = 0.0, options: dict | N
         scene.render.filepath = out_png
         bpy.ops.render.render(write_still=True)
     finally:
-        _clear_head(objects)
+        _clear_head(objects + made)
     return out_png
 
 

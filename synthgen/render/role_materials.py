@@ -110,9 +110,13 @@ def appearance_params(generator_params: str | dict | None) -> dict[str, Any]:
 def role_params(role: str, declared: dict | None, appearance: dict, has_cornea: bool) -> dict[str, Any]:
     """The parameters of one slot's shader: the file's own (procedural GLBs), else appearance, else defaults."""
     if declared:
+        if role == "scalp":  # a scalp part declares its skin; the hair colour may come from appearance
+            return dict(DEFAULT_SKIN, hair_color=appearance.get("hair", DEFAULT_HAIR), **declared)
         return dict(declared)
-    if role in ("skin", "lips"):
+    if role in ("skin", "lips", "scalp"):
         p = dict(DEFAULT_SKIN, **appearance.get("skin", {}))
+        if role == "scalp":
+            p["hair_color"] = appearance.get("hair", DEFAULT_HAIR)
         if role == "lips":
             p.update(albedo=p["lip_albedo"], roughness=max(0.2, p["roughness"] - 0.12),
                      micro_detail=0.3 * p["micro_detail"], lips=True)
@@ -165,6 +169,45 @@ def to_head(obj) -> list[list[float]] | None:
     if np.array_equal(m, np.eye(4)[:3]):
         return None
     return [[round(float(x), 9) for x in row] for row in m]
+
+
+SCALP_TINT = 0.7  # share of the hair colour in a scalp's albedo until the hair spec sets it
+SCALP_TINT_NODE = "synthgen_scalp_tint"
+
+
+def tint_toward_hair(mat: bpy.types.Material, colour, amount: float, fade_attribute: str | None = None) -> None:
+    """Mix a skin material's base colour toward ``colour`` by ``amount`` (again: updates the mix).
+
+    Scalp seen through hair reads dark in the hair's colour, so fewer strands read as full hair.
+    ``fade_attribute``: a 0..1 mesh attribute multiplying the amount (a shell fading at the hairline).
+    """
+    nt = mat.node_tree
+    mix = nt.nodes.get(SCALP_TINT_NODE)
+    if mix is None:
+        bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
+        sock = bsdf.inputs["Base Color"]
+        mix = nt.nodes.new("ShaderNodeMix")
+        mix.data_type, mix.blend_type = "RGBA", "MIX"
+        mix.name = SCALP_TINT_NODE
+        if sock.is_linked:
+            nt.links.new(sock.links[0].from_socket, mix.inputs[6])
+        else:
+            mix.inputs[6].default_value = tuple(sock.default_value)
+        nt.links.new(mix.outputs[2], sock)
+        if fade_attribute:
+            attr = nt.nodes.new("ShaderNodeAttribute")
+            attr.attribute_name = fade_attribute
+            amt = nt.nodes.new("ShaderNodeMath")
+            amt.name = SCALP_TINT_NODE + "_amount"
+            amt.operation = "MULTIPLY"
+            nt.links.new(attr.outputs["Fac"], amt.inputs[0])
+            nt.links.new(amt.outputs[0], mix.inputs["Factor"])
+    amt = nt.nodes.get(SCALP_TINT_NODE + "_amount")
+    if amt is not None:
+        amt.inputs[1].default_value = float(amount)
+    else:
+        mix.inputs["Factor"].default_value = float(amount)
+    mix.inputs[7].default_value = (*[float(c) for c in colour], 1.0)
 
 
 def teeth_material(p: dict, textures: dict, name: str) -> bpy.types.Material:
@@ -261,6 +304,9 @@ def build(role: str, params: dict, textures: dict, subsurface_method: str, name:
     """A new material for ``role``."""
     if role in ("skin", "lips"):
         mat = hm.skin_material(params, textures, subsurface_method, name=name)
+    elif role == "scalp":
+        mat = hm.skin_material(params, textures, subsurface_method, name=name)
+        tint_toward_hair(mat, params.get("hair_color", DEFAULT_HAIR), params.get("hair_tint", SCALP_TINT))
     elif role == "iris":
         mat = hm.iris_material(params, textures, name=name)
     elif role == "sclera":

@@ -28,6 +28,7 @@ quarter of the cost (``benchmarks/world_importance.py``).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -39,9 +40,11 @@ import mathutils
 import numpy as np
 
 from synthgen import camera_env
+from synthgen.render import hair as render_hair
 from synthgen.render import importers
 from synthgen.render import passes as render_passes
 from synthgen.render import role_materials
+from synthgen.render import strands
 from synthgen.render.blender_log import redirect_fd1
 from synthgen.samples import CameraInfo, GroupRenders
 
@@ -224,6 +227,7 @@ class GroupRenderer:
         scene.collection.objects.link(self.rig)
         self.camera.parent = self.rig
         self.world = _world_nodes(scene)
+        strands.use_curve_shape(scene)
         self.current_hdri: str | None = None
         self.head_objects: list = []
         self.images: dict[str, Any] = {}
@@ -233,7 +237,7 @@ class GroupRenderer:
             bpy.data.objects.remove(o, do_unlink=True)
         self.head_objects = []
         keep = {img.name for img in self.images.values()}  # cached env maps stay loaded
-        for coll in (bpy.data.meshes, bpy.data.materials, bpy.data.images):
+        for coll in (bpy.data.meshes, bpy.data.hair_curves, bpy.data.materials, bpy.data.images):
             for block in list(coll):
                 if block.users == 0 and block.name not in keep:
                     coll.remove(block)
@@ -251,7 +255,14 @@ class GroupRenderer:
             if o.parent is None:
                 o.parent = self.rig
         bpy.context.view_layer.update()
-        pose = frame_head(_world_coords(self.head_objects), row)
+        pose = frame_head(_world_coords(self.head_objects), row)  # the head, not its hair
+        spec = row.get("hair")
+        if spec:
+            with redirect_fd1(self.log_path):
+                self.head_objects += render_hair.grow(json.loads(spec) if isinstance(spec, str) else spec,
+                                                      self.head_objects, self.rig,
+                                                      facial=bool(row.get("hair_facial", True)),
+                                                      density_scale=float(row.get("hair_density_scale", 1.0)))
         cam = self.camera.data
         cam.lens, cam.sensor_width = row["focal_mm"], row["sensor_mm"]
         self.camera.matrix_world = mathutils.Matrix(pose.tolist())  # rows; a plain nested list is read as columns
