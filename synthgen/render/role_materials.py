@@ -111,7 +111,7 @@ def role_params(role: str, declared: dict | None, appearance: dict, has_cornea: 
     """The parameters of one slot's shader: the file's own (procedural GLBs), else appearance, else defaults."""
     if declared:
         if role == "scalp":  # a scalp part declares its skin; the hair colour may come from appearance
-            return dict(DEFAULT_SKIN, hair_color=appearance.get("hair", DEFAULT_HAIR), **declared)
+            return {**DEFAULT_SKIN, "hair_color": appearance.get("hair", DEFAULT_HAIR), **declared}
         return dict(declared)
     if role in ("skin", "lips", "scalp"):
         p = dict(DEFAULT_SKIN, **appearance.get("skin", {}))
