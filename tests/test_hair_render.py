@@ -10,7 +10,7 @@ from PIL import Image
 
 bpy = pytest.importorskip("bpy")
 
-from assets_manifest.heads import sample_head_params, write_head_glb  # noqa: E402
+from assets_manifest.heads import sample_head_params  # noqa: E402
 from synthgen.render import hair, head_preview, role_materials  # noqa: E402
 from synthgen.render import scene as render_scene  # noqa: E402
 
@@ -40,10 +40,19 @@ def spec(style: str = "medium", **over) -> dict:
 
 @pytest.fixture(scope="module")
 def bald_glb(tmp_path_factory) -> str:
-    """A procedural head without a hair cap part (hair grows on the skin estimate)."""
+    """A procedural head without its scalp part (hair grows on the skin estimate)."""
+    import trimesh
+
+    from assets_manifest.heads import export
+
     seed = next(s for s in range(50) if sample_head_params(s).hair_coverage == 0.0)
     path = str(tmp_path_factory.mktemp("heads") / f"head_{seed}.glb")
-    write_head_glb(sample_head_params(seed), path)
+    scene, record = export.head_scene(sample_head_params(seed))
+    scene.delete_geometry("scalp")
+    record["parts"] = [p for p in record["parts"] if p != "scalp"]
+    with open(path, "wb") as f:
+        f.write(trimesh.exchange.gltf.export_glb(scene, include_normals=True, unitize_normals=False,
+                                                 tree_postprocessor=export._add_node_extras(record)))
     return path
 
 

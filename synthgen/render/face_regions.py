@@ -211,7 +211,12 @@ def face_regions(head_objects: list) -> FaceRegions:
     tris = collect_role_tris(head_objects)
     skin = tris.get("skin")
     if skin is None:
-        raise ValueError("face_regions: the head has no slot with role 'skin'")
+        # no skin role (a scanned mesh whose materials match no preset): its visible faces are the skin
+        whole = [_object_tris(o)[0] for o in head_objects if o.type == "MESH" and not o.hide_render]
+        whole = [t for t in whole if len(t)]
+        if not whole:
+            raise ValueError("face_regions: the head has no visible mesh faces")
+        skin = tris["skin"] = np.concatenate(whole)
     verts = skin.reshape(-1, 3)
     everything = np.concatenate([t.reshape(-1, 3) for t in tris.values()])
     centre_x = float((verts[:, 0].min() + verts[:, 0].max()) / 2)

@@ -550,7 +550,8 @@ def build_strands(spec: dict, head_objects: list, density_scale: float = 1.0,
     regions = regions or fr.face_regions(head_objects)
     region = scalp_region(head_objects, regions)
     eye_z = regions.eye_z if regions.eye_z is not None else regions.head_top_z - HEAD_TOP_TO_EYE_M
-    all_tris = np.concatenate([t for t in fr.collect_role_tris(head_objects).values()])
+    # a head without roles is all skin (face_regions)
+    all_tris = np.concatenate(list(fr.collect_role_tris(head_objects).values()) or [regions.skin_tris])
     chin_z = regions.chin_z if regions.chin_z is not None else eye_z - 0.1 * (regions.head_top_z - eye_z) / 0.125
     sk = _skull(all_tris, regions.skin_tris, eye_z, regions.centre_x, chin_z)
     cent = (region.tris[:, 0] + region.tris[:, 1] + region.tris[:, 2]) / 3
