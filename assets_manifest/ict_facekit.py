@@ -18,7 +18,7 @@ and a skin appearance from the procedural heads' sampler (Fitzpatrick I-VI).
 Weights are rounded to 6 decimals before blending, so the recorded weights
 reproduce the mesh exactly. The blend is a fixed-order sum of elementwise
 float64 products (no BLAS, no SIMD transcendentals: see
-:mod:`assets_manifest.heads.portable_math`), so the written bytes do not
+:mod:`assets_manifest.portable_math`), so the written bytes do not
 depend on the machine.
 
 Each head is written as OBJ (the neutral file's text with its ``v`` lines
@@ -265,7 +265,7 @@ def eye_split(kit: FaceKit) -> tuple[dict[str, list[int]], dict[str, dict]]:
     axis and in front of the disk's back are the cornea. Elementwise arithmetic only (no BLAS), on the
     neutral, so the split is the same for every head and machine and follows the eye as it moves.
     """
-    from assets_manifest.heads import portable_math as pm
+    from assets_manifest import portable_math as pm
 
     groups = _groups(kit.lines)
     faces: dict[str, list[int]] = {}

@@ -15,7 +15,7 @@ import trimesh
 
 from assets_manifest.heads import SPECS, HeadParams, build_head, read_head_record, sample_head_params, write_head_glb
 from assets_manifest.heads import appearance, geometry
-from assets_manifest.heads import portable_math as pm
+from assets_manifest import portable_math as pm
 from assets_manifest.heads.params import HAIR_MIN_COVERAGE
 from assets_manifest.heads.uv import weld
 
@@ -260,7 +260,7 @@ def test_build_is_deterministic(heads):
 
 # Subprocess environments the GLB must not depend on. Bytes are content hashes
 # (asset ids), so another BLAS kernel or numpy's SIMD dispatch for an older CPU
-# must give the same file (see assets_manifest/heads/portable_math.py).
+# must give the same file (see assets_manifest/portable_math.py).
 _BASE_ENV = {"PYTHONPATH": ROOT, "PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"}
 _NPY_BASELINE_ONLY = ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR")
 GLB_VARIANTS = {

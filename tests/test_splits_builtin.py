@@ -110,7 +110,7 @@ def test_builtin_heads_are_catalogued_and_previewed(tmp_path):
     assert len(heads) == 3 and {h["split"] for h in heads} == {"train", "val", "test"}
     for h in heads:
         assert h["format"] == "glb" and h["head"]["generator"] == "synthgen-head/1"
-        assert 20_000 <= h["head"]["faces"] <= 60_000
+        assert 20_000 <= h["head"]["faces"] <= 80_000
         assert {"skin", "eye_L", "eye_R", "cornea_L", "cornea_R"} <= set(h["head"]["parts"])
         assert '"melanin"' in h["head"]["generator_params"]
     assert run_cli("assets", "validate", manifest, "-q").returncode == 0

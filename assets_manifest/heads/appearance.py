@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import portable_math as pm
+from .. import portable_math as pm
 
 # All exp/log/power/matrix products below go through portable_math (and fixed-
 # order sums): numpy's SIMD transcendentals and BLAS round differently per CPU,

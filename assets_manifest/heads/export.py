@@ -30,7 +30,7 @@ from trimesh.visual.material import PBRMaterial
 from synthgen.format import atomic
 
 from . import eyes as E
-from . import portable_math as pm
+from .. import portable_math as pm
 from .geometry import build_head, make_layout
 from .params import HeadParams
 

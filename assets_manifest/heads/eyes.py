@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from . import portable_math as pm
+from .. import portable_math as pm
 from .uv import seamless_normals
 
 EYE_RADIUS = 0.0122

@@ -39,7 +39,7 @@ import numpy as np
 import trimesh
 
 from . import eyes as E
-from . import portable_math as pm
+from .. import portable_math as pm
 from . import sdf as S
 from . import uv as U
 from .params import HAIR_MIN_COVERAGE, HeadParams

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import appearance
-from . import portable_math as pm
+from .. import portable_math as pm
 
 PARAMS_VERSION = 2
 # version 1 also had hair_volume_mm (the thickness of a painted hair cap); strand hair

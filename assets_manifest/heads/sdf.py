@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import portable_math as pm
+from .. import portable_math as pm
 
 SDF = Callable[[np.ndarray], np.ndarray]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from . import portable_math as pm
+from .. import portable_math as pm
 
 
 def split_seams(verts: np.ndarray, faces: np.ndarray, corner_uv: np.ndarray):

@@ -28,7 +28,7 @@ import numpy as np
 from mathutils import Vector
 from mathutils.bvhtree import BVHTree
 
-from assets_manifest.heads import portable_math as pm
+from assets_manifest import portable_math as pm
 
 EYE_ROLES = ("sclera", "iris", "cornea")  # in order of preference for the sphere fit
 

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from assets_manifest.heads import portable_math as pm
+from assets_manifest import portable_math as pm
 from synthgen.render import strands
 from synthgen.render.face_regions import FaceRegions, face_regions
 

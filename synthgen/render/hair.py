@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from assets_manifest.heads import portable_math as pm
+from assets_manifest import portable_math as pm
 from synthgen.render import face_regions as fr
 from synthgen.render import strands
 

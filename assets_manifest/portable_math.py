@@ -1,4 +1,4 @@
-"""Bit-reproducible float math for the head generator.
+"""Bit-reproducible float math for the head generator, hair strands and face regions.
 
 Why this exists: head GLBs are identified by the sha256 of their bytes, so
 `write_head_glb` must produce the same bytes for the same params on every
