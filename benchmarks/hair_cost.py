@@ -8,8 +8,8 @@ and a job's ``[hair]`` section exactly as planning does (:func:`assets_manifest.
 ``--timing`` (the issue's cost target)
     for each size (the demo's: ``jobs/quickstart.toml``'s resolution and samples; 256 px / 32 spp;
     512 px / 64 spp), every head of ``--catalog`` (``--heads``, default 8; the catalog's styles, i.e.
-    the default style mix) is rendered as one group of 2 lightings (bpy's ``courtyard`` and
-    ``forest`` HDRIs) with hair and without, the order alternating head by head, after one discarded
+    the default style mix) is rendered as one group of ``--lightings`` (2: bpy's ``courtyard`` and
+    ``forest`` HDRIs; 1: courtyard) with hair and without, the order alternating head by head, after one discarded
     warm-up group per size. Total seconds per image = (setup + Cycles) / lightings, where setup is
     import, materials, hair growth and framing. Prints the medians and the ratio with / without.
 ``--spp-curve OUT.png``
@@ -71,7 +71,7 @@ def timing(args) -> None:
     job_hair = jobs.Job().hair
     heads = head_rows(args.catalog)[: args.heads]
     assets = AssetPaths.from_catalogs([args.catalog])
-    lightings, _ = make_lightings(HDRIS, key_azimuth=60.0)
+    lightings, _ = make_lightings(HDRIS[: args.lightings], key_azimuth=60.0)
     ns = _args_ns(args)
     styles = [json.loads(hair_json(h, job_hair) or "null") for h in heads]
     print("heads:", ", ".join(f"{h['name']} ({(s or {}).get('style', 'none')}, beard {((s or {}).get('beard') or {}).get('style', '-')})"
@@ -167,6 +167,7 @@ def main() -> None:
     ap.add_argument("--catalog", required=True, help="a head catalog (manifest.parquet), e.g. the built-in one")
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--timing", action="store_true")
+    ap.add_argument("--lightings", type=int, default=2, choices=(1, 2), help="lightings per group in --timing")
     ap.add_argument("--sizes", default="demo,256,512", help="which of demo,256,512 --timing runs")
     ap.add_argument("--spp-curve", default=None, metavar="OUT.png")
     ap.add_argument("--curve-heads", type=int, default=3)

@@ -149,13 +149,15 @@ def test_scalp_region_from_a_role_or_a_name(bald_glb, name, role, source):
     assert built.region.source == source
     assert built.points[:, 0, 2].min() > 0.07 - 0.003  # roots only on the marked faces
     made = hair.grow(spec("short"), objs, None)
-    if role:  # the scalp role's material is tinted toward the hair colour, no shell is added
+    # the hair's tinted shell covers what lies inside the spec's hairline, whatever the region's source;
+    # a scalp part stays skin (where the spec recedes further it must not read as a painted cap)
+    assert sorted(o.type for o in made) == ["CURVES", "MESH"]
+    shell = next(o for o in made if o.type == "MESH")
+    assert shell.data.materials[0].node_tree.nodes[role_materials.SCALP_TINT_NODE + "_amount"].inputs[1].default_value > 0.3
+    if role:
         mat = bpy.data.materials[name]
-        mix = mat.node_tree.nodes[role_materials.SCALP_TINT_NODE]
-        assert mix.inputs["Factor"].default_value > 0.3
-        assert [o.type for o in made] == ["CURVES"]
-    else:
-        assert sorted(o.type for o in made) == ["CURVES", "MESH"]
+        assert role_materials.SCALP_TINT_NODE not in mat.node_tree.nodes or \
+            mat.node_tree.nodes[role_materials.SCALP_TINT_NODE].inputs["Factor"].default_value == 0.0
 
 
 def test_group_renderer_grows_hair_and_clears_it(bald_glb, tmp_path):

@@ -608,11 +608,11 @@ def grow(spec: dict, head_objects: list, parent=None, *, facial: bool = True,
                                  built.radius.reshape(-1), mat, grey=built.grey, tint=built.tint)
         _parent(obj, parent)
         made.append(obj)
-        if built.region.source == "scalp role":
-            _tint_scalp_materials(head_objects, sc)
-        else:
-            made.append(_add_scalp_shell(built.tris, built.depth, built.skull, _skin_material(head_objects),
-                                         sc, parent))
+        # Every head gets the tinted shell over the triangles inside the spec's hairline, fading at it.
+        # A scalp part is not tinted itself: it covers the catalog's hairline, and where the spec
+        # recedes further (or a job's style mix changes it) a tinted part would show as a painted cap.
+        made.append(_add_scalp_shell(built.tris, built.depth, built.skull, _skin_material(head_objects),
+                                     sc, parent))
     if facial:
         try:
             from synthgen.render import facial_hair
@@ -622,20 +622,6 @@ def grow(spec: dict, head_objects: list, parent=None, *, facial: bool = True,
             made.extend(facial_hair.grow_facial(spec, head_objects, parent, density_scale=density_scale,
                                                 regions=regions))
     return made
-
-
-def _tint_scalp_materials(head_objects: list, sc: Scalp) -> None:
-    from synthgen.render import role_materials
-
-    done = set()
-    for obj in head_objects:
-        if obj.type != "MESH":
-            continue
-        for s in obj.material_slots:
-            m = s.material
-            if m is not None and m.get("synthgen_role") == "scalp" and m.name not in done:
-                role_materials.tint_toward_hair(m, _hair_colour(sc), _scalp_tint(sc))
-                done.add(m.name)
 
 
 def points_digest(objects: list) -> str:

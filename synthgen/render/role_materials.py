@@ -171,7 +171,7 @@ def to_head(obj) -> list[list[float]] | None:
     return [[round(float(x), 9) for x in row] for row in m]
 
 
-SCALP_TINT = 0.7  # share of the hair colour in a scalp's albedo until the hair spec sets it
+SCALP_TINT = 0.0  # a scalp part is skin; the hair's tinted shell (render/hair.py) follows the hair spec's hairline
 SCALP_TINT_NODE = "synthgen_scalp_tint"
 
 
