@@ -259,10 +259,9 @@ class GroupRenderer:
         spec = row.get("hair")
         if spec:
             with redirect_fd1(self.log_path):
+                # planning folded the job's `facial` and `density_scale` into the resolved spec
                 self.head_objects += render_hair.grow(json.loads(spec) if isinstance(spec, str) else spec,
-                                                      self.head_objects, self.rig,
-                                                      facial=bool(row.get("hair_facial", True)),
-                                                      density_scale=float(row.get("hair_density_scale", 1.0)))
+                                                      self.head_objects, self.rig)
         cam = self.camera.data
         cam.lens, cam.sensor_width = row["focal_mm"], row["sensor_mm"]
         self.camera.matrix_world = mathutils.Matrix(pose.tolist())  # rows; a plain nested list is read as columns
