@@ -37,7 +37,7 @@ demo: install
 	$(BIN)/relight infer --model $(OUT)/quickstart-train/model --image $(OUT)/quickstart-relit/input.png \
 		--env studio --env sunset --env forest --rotations 8 --out $(OUT)/quickstart-relit/relit.png
 	$(BIN)/relight eval --model $(OUT)/quickstart-train/model --shards $(OUT)/quickstart \
-		--out $(OUT)/quickstart-eval -q
+		--out $(OUT)/quickstart-eval --seeds 3 -q
 	@echo
 	@echo "Built-in catalog:   $(OUT)/catalog/manifest.parquet  (contact sheet: $(OUT)/catalog/preview.png)"
 	@echo "Quickstart dataset: $(OUT)/quickstart/dataset.json   (shards in $(OUT)/quickstart/shards/)"

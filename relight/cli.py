@@ -122,6 +122,7 @@ def cmd_infer(args) -> int:
             raise cli_errors.runtime(inputs.InputError(f"{flag} {path}: file not found"))
     lights = [inputs.resolve_env(spec, args.catalog) for spec in args.env]
     pipe = infer.load_pipeline(args.model, args.scheduler, args.device)
+    settings = settings.resolved(pipe)
     geo = inputs.model_geometry(args.model, pipe, args.size)
     source = inputs.read_portrait(args.image, geo.resolution, args.mask, use_alpha=not args.no_mask)
     portrait, mask = source.image, source.mask
@@ -137,6 +138,8 @@ def cmd_infer(args) -> int:
     t0 = time.perf_counter()
     relit = infer.relight(pipe, infer.model_input(portrait, mask, geo), conds, settings)
     wall = time.perf_counter() - t0
+    if getattr(pipe.config, "output", "image") == "ratio" and mask is not None and geo.mask_input:
+        relit = relit * mask  # a gain model relights the subject only: outside the mask it had a black input
     how = (f"{settings.steps} {settings.scheduler} steps, image guidance {settings.image_guidance:g}"
            + (f", text guidance {settings.text_guidance:g}" if settings.prompt else "")
            + f", {wall:.1f} s on {pipe.device}; mask: {source.mask_from})")
@@ -146,13 +149,21 @@ def cmd_infer(args) -> int:
         print(f"wrote {args.out} ({geo.resolution}x{geo.resolution}, {labels[0]}; {how}")
         return 0
     ldr = [c["env_ldr_png"] for c in conds]
+    from relight import direction
+
+    face = direction.side_balance(relit, None if mask is None else mask[None].expand(len(conds), -1, -1, -1))
+    light = [c["light_side"] for c in conds]
     infer.save_strip(args.out, portrait, relit, ldr, rows=[lt.label for lt in lights],
-                     cols=[f"{a % 360:g} deg" for a in angles], tile=args.tile)
+                     cols=[f"{a % 360:g} deg" for a in angles], tile=args.tile,
+                     notes=[f"R-L {f:+.2f}" for f in face.tolist()])
     gif = args.gif or os.path.splitext(args.out)[0] + ".gif"
     infer.save_gif(gif, infer.gif_frames(portrait, relit, ldr, labels, tile=max(args.tile, 160)), args.frame_ms)
     print(f"wrote {args.out} ({len(lights)} lighting(s) x {len(angles)} rotation(s), "
           f"{geo.resolution} px each; {how}")
     print(f"wrote {gif} ({len(conds)} frames)")
+    corr = direction.correlation(light, face.tolist())
+    print(f"left/right: the relit face's right-minus-left brightness follows the light's side with correlation "
+          f"{corr:.2f} over {len(conds)} lightings (1: the light turns the right way; relight/direction.py)")
     return 0
 
 
@@ -163,7 +174,10 @@ def cmd_eval(args) -> int:
 
     infer.set_threads(args.threads)
     pairs = args.pairs if args.pairs == "all" else _positive_int("--pairs", args.pairs)
-    opts = evaluate.EvalOptions(split=args.split, pairs=pairs, batch_size=args.batch, grid_rows=args.grid_rows,
+    if args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds}: must be >= 1")
+    opts = evaluate.EvalOptions(split=args.split, pairs=pairs, batch_size=args.batch, seeds=args.seeds,
+                                grid_rows=args.grid_rows,
                                 size=args.size, device=args.device, lpips_weights=args.lpips_weights,
                                 identity_weights=args.identity_weights, identity_arch=args.identity_arch,
                                 identity_size=args.identity_size, read=_read_policy(args))
@@ -171,9 +185,14 @@ def cmd_eval(args) -> int:
     s = evaluate.evaluate(args.model, shards, args.out, _settings(args), opts, progress=not args.quiet)
     o = s["overall"]
     print(f"{s['pairs']} pairs of the {s['split']} split in {s['wall_s']:.1f} s:")
-    print(f"  {'':28s} {'masked PSNR':>12s} {'masked SSIM':>12s}")
+    print(f"  {'':28s} {'masked PSNR':>16s} {'masked SSIM':>16s}"
+          + (f"   (model: mean ± sd over {len(s['seeds'])} seeds)" if len(s["seeds"]) > 1 else ""))
     for method in evaluate.METHODS:
-        print(f"  {method:28s} {o[method]['psnr_masked']:9.2f} dB {o[method]['ssim_masked']:12.3f}")
+        r = o[method]
+        sd = method == evaluate.MODEL and len(s["seeds"]) > 1
+        psnr = f"{r['psnr_masked']:.2f}" + (f" ± {r['psnr_masked_sd']:.2f}" if sd else "")
+        ssim = f"{r['ssim_masked']:.3f}" + (f" ± {r['ssim_masked_sd']:.3f}" if sd else "")
+        print(f"  {method:28s} {psnr:>13s} dB {ssim:>16s}")
     for name in ("metrics_md", "metrics_csv", "pairs_csv", "grid"):
         print(f"{name.replace('_', ' '):12s} {s['files'][name]}")
     return 0
@@ -234,10 +253,13 @@ def _positive_int(flag: str, text: str) -> int:
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's, train.val_steps; 20 for "
+                                             "models saved before it was recorded)")
     p.add_argument("--scheduler", default="ddim", choices=["ddim", "euler", "dpm++"], help="sampler (default ddim)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    p.add_argument("--image-guidance", type=float, default=3.0, help="portrait guidance l_I (default 3, the paper's)")
+    p.add_argument("--image-guidance", type=float,
+                   help="portrait guidance l_I (default: the model's, train.image_guidance; 3, the paper's, for "
+                        "models saved before it was recorded)")
     p.add_argument("--text-guidance", type=float, default=2.0, help="text guidance l_T (default 2, the paper's)")
     p.add_argument("--size", type=int, help="portrait side in px (default: the model's training resolution)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
@@ -289,6 +311,8 @@ def add_inference_parsers(sub) -> None:
     e.add_argument("--split", default="test", help="split of a dataset folder (default test)")
     e.add_argument("--pairs", default="all", help="'all' ordered pairs per group (default) or N per group")
     _sampling_args(e)
+    e.add_argument("--seeds", type=int, default=1,
+                   help="N sampling seeds from --seed (default 1): the model's metrics are their mean and spread")
     e.add_argument("--prompt", help="one prompt for every pair (models with text; default: each target's caption)")
     e.add_argument("--batch", type=int, default=8, help="pairs per pipeline call (default 8)")
     e.add_argument("--grid-rows", type=int, default=8, help="pairs shown in grid.png (default 8)")

@@ -32,6 +32,9 @@ class TrainSection:
     ema_decay: float = 0.999  # 0 turns EMA off
     mixed_precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | no | bf16 | fp16
     gradient_checkpointing: bool = False
+    # loss weight of pixels outside the head mask (1: the paper's plain MSE over the frame; below 1 spends
+    # a small model's capacity on the face, which is what the masked metrics and a user look at)
+    background_weight: float = 1.0
     dropout_portrait: float = 0.1  # each condition dropped independently (paper §3.2)
     dropout_env: float = 0.1
     dropout_text: float = 0.1
@@ -52,6 +55,8 @@ _CHOICES = {
     "model.source": ("tiny", "pretrained"),
     "model.text": ("null", "hashed", "clip"),
     "model.prediction_type": ("epsilon", "v_prediction", "sample"),
+    "model.output": ("image", "ratio"),
+    "model.timesteps": ("uniform", "terminal"),
 }
 _POSITIVE = ("train.max_steps", "train.batch_size", "train.grad_accum", "train.lr", "train.log_every",
              "train.checkpoint_every", "train.keep_checkpoints", "train.val_steps", "data.max_member_bytes",
@@ -116,8 +121,22 @@ def check(cfg: TrainConfig) -> None:
         raise ConfigError(f"{where}: model.source = 'pretrained' needs model.pretrained = a local folder (--pretrained PATH)")
     if cfg.model.env_hdr and not cfg.data.env_hdr:
         raise ConfigError(f"{where}: model.env_hdr needs data.env_hdr = true (the loader must read env_XX.exr)")
+    if cfg.model.output == "ratio" and (cfg.model.source != "tiny" or cfg.model.prediction_type != "sample"):
+        raise ConfigError(f"{where}: model.output = 'ratio' needs model.source = 'tiny' and model.prediction_type = "
+                          "'sample' (a gain over the input is defined on pixels, not on VAE latents)")
+    if cfg.model.timesteps == "terminal" and cfg.model.prediction_type != "sample":
+        raise ConfigError(f"{where}: model.timesteps = 'terminal' needs model.prediction_type = 'sample' (at "
+                          "t = T - 1 only an x0 prediction says anything about the image)")
+    if cfg.model.env_vector and cfg.model.source != "tiny":
+        raise ConfigError(f"{where}: model.env_vector needs model.source = 'tiny' (a pretrained UNet has no "
+                          "projection class embedding to feed)")
+    if not 0.0 <= cfg.train.background_weight <= 1.0:
+        raise ConfigError(f"{where}: train.background_weight = {cfg.train.background_weight!r} must be in [0, 1]")
     if cfg.model.source == "tiny":
         ch = cfg.model.block_channels
+        if not 0 <= cfg.model.attention_from <= len(ch):
+            raise ConfigError(f"{where}: model.attention_from = {cfg.model.attention_from} must be in "
+                              f"[0, {len(ch)}] for {len(ch)} UNet levels")
         down = 2 ** (len(ch) - 1)
         if cfg.data.resolution % down:
             raise ConfigError(f"{where}: data.resolution = {cfg.data.resolution} must be a multiple of {down} "

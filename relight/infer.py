@@ -10,6 +10,7 @@ the results. ``relight infer`` (:mod:`relight.cli`) strings them together.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -26,22 +27,31 @@ PAPER_PROMPT = "A nice person."  # SynthLight's inference prompt (Supp. C), for 
 
 @dataclass
 class Settings:
-    steps: int = 20
+    """Sampling settings; ``steps`` and ``image_guidance`` None: the model's own defaults (``resolved``)."""
+
+    steps: int | None = None
     scheduler: str = "ddim"
     seed: int = 0
-    image_guidance: float = 3.0
+    image_guidance: float | None = None
     text_guidance: float = 2.0
     prompt: str | None = None  # None: two-branch guidance (text dropped)
     batch: int = 16  # lightings per pipeline call
     batched_branches: bool = True
 
+    def resolved(self, pipe) -> "Settings":
+        """None replaced by what the model was trained to sample with (``RelightPipeline``'s config)."""
+        return dataclasses.replace(
+            self, steps=self.steps if self.steps is not None else pipe.config.default_steps,
+            image_guidance=(self.image_guidance if self.image_guidance is not None
+                            else pipe.config.default_image_guidance))
+
     def check(self) -> None:
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise InputError(f"--steps {self.steps}: must be >= 1")
         if self.batch < 1:
             raise InputError(f"--batch {self.batch}: must be >= 1")
         for flag, v in (("--image-guidance", self.image_guidance), ("--text-guidance", self.text_guidance)):
-            if not np.isfinite(v) or v < 0:
+            if v is not None and (not np.isfinite(v) or v < 0):
                 raise InputError(f"{flag} {v}: must be a finite number >= 0")
 
 
@@ -119,6 +129,7 @@ def relight(pipe, portrait: torch.Tensor, envs: list[dict[str, torch.Tensor]], s
     Every lighting starts from the same noise (drawn from ``settings.seed``);
     the N lightings go through the pipeline ``settings.batch`` at a time.
     """
+    settings = settings.resolved(pipe)
     settings.check()
     s = portrait.shape[-1]
     down = 1 if not hasattr(pipe.vae.config, "block_out_channels") else 2 ** (len(pipe.vae.config.block_out_channels) - 1)
@@ -157,11 +168,11 @@ BG, FG, PAD, HEAD = (24, 24, 24), (235, 235, 235), 4, 18
 
 
 def save_strip(path: str, portrait: torch.Tensor, relit: torch.Tensor, env_ldr: list[torch.Tensor],
-               rows: list[str], cols: list[str], tile: int = 128) -> str:
+               rows: list[str], cols: list[str], tile: int = 128, notes: list[str] | None = None) -> str:
     """A grid: one row per lighting (env) name, one column per rotation; each cell the relit image over its env map.
 
     ``relit`` and ``env_ldr`` are in row-major order (len(rows) * len(cols)).
-    The input portrait leads every row.
+    The input portrait leads every row; ``notes`` (one per cell) are written at each image's foot.
     """
     nr, nc = len(rows), len(cols)
     cell_h = tile + tile // 2
@@ -181,6 +192,8 @@ def save_strip(path: str, portrait: torch.Tensor, relit: torch.Tensor, env_ldr: 
             sheet.paste(to_pil(relit[k], tile), (x, y))
             sheet.paste(_env_pil(env_ldr[k], tile), (x, y + tile))
             draw.text((x + 3, y + tile + 3), col_name, fill=(255, 230, 90))
+            if notes:  # e.g. the face's right-minus-left balance (relight.direction)
+                draw.text((x + 3, y + tile - 13), notes[k], fill=(255, 230, 90))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     sheet.save(path)
     return path

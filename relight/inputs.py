@@ -312,7 +312,8 @@ def env_condition(light: Lighting, rotate_deg: float, exposure: float, env_size:
                   env_hdr: bool = False, hdr_max: float = 65504.0) -> dict[str, torch.Tensor]:
     """``env`` (3, H, W) in [0, 1] (and ``env_hdr`` when asked) as the model saw them in training.
 
-    ``env_ldr_png`` is the 2:1 camera-frame LDR map itself (uint8, for pictures).
+    ``env_ldr_png`` is the 2:1 camera-frame LDR map itself (uint8, for pictures); ``light_side`` which
+    side of the image the light comes from (:func:`relight.direction.light_side`, + is image right).
     """
     if not np.isfinite(exposure) or exposure <= 0:
         raise InputError(f"--exposure {exposure}: must be > 0")
@@ -323,11 +324,14 @@ def env_condition(light: Lighting, rotate_deg: float, exposure: float, env_size:
     ldr = envmaps.camera_frame_ldr(light.rgb, rotate_deg, exposure, width)
     img = Image.fromarray(ldr)
     env = _to_tensor(img if img.size == (we, he) else img.resize((we, he), Image.Resampling.BILINEAR))
-    out = {"env": env, "env_ldr_png": torch.from_numpy(np.ascontiguousarray(ldr))}
+    from relight import direction
+    from synthgen import camera_env
+
+    hdr = camera_env.camera_frame_env(light.rgb, camera_env.FRONTAL_CAMERA, rotate_deg, width) * exposure
+    out = {"env": env, "env_ldr_png": torch.from_numpy(np.ascontiguousarray(ldr)),
+           "light_side": direction.light_side(hdr)}
     if env_hdr:
         from relight.data import _env_hdr
-        from synthgen import camera_env
 
-        hdr = camera_env.camera_frame_env(light.rgb, camera_env.FRONTAL_CAMERA, rotate_deg, width) * exposure
         out["env_hdr"] = _env_hdr(hdr.astype(np.float32), (he, we), hdr_max)
     return out

@@ -38,9 +38,27 @@ class ModelConfig:
     text: str = "null"  # null (learned null token) | hashed (bag of words) | clip (from the checkpoint)
     prediction_type: str = "epsilon"  # epsilon | v_prediction | sample (x0: converges fastest for small models)
     zero_snr: bool = False  # rescale betas to zero terminal SNR (very dark/bright targets)
+    # image: the UNet's output is the target (epsilon/v/x0 of its latent), the paper's recipe.
+    # ratio (tiny, prediction_type = sample): the output is a per-pixel log gain over the input portrait,
+    # x0 = (input + RATIO_EPS) * exp(output) - RATIO_EPS in [0, 1] units, so an untrained model copies
+    # the input and identity is kept by construction; the network only learns the shading change.
+    output: str = "image"
+    # tiny only: a pooled env map (ENV_POOL cells per map) projected into the timestep embedding, so
+    # every ResNet block sees the whole lighting (a spatially concatenated env map only reaches the
+    # pixels it is stacked on, which a small UNet cannot turn into global light)
+    env_vector: bool = False
+    # uniform: trained at every noise level and sampled in several steps (the paper's diffusion).
+    # terminal: trained only at t = T - 1, where the noisy target is pure noise, and sampled in one
+    # "trailing" step: a one-step x0 model (Garcia et al. 2024, "Fine-Tuning Image-Conditional Diffusion
+    # Models is Easier than You Think"). For a near-deterministic task like relighting it spends all of a
+    # small CPU budget on the conditional mean, the thing the metrics and the eye score.
+    timesteps: str = "uniform"
     # tiny configuration only
     block_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     layers_per_block: int = 1
+    # first UNet level with self/cross-attention (0 = full resolution); attention at 24x24 tokens is half
+    # the step time of the 48 px tiny model, so the demo keeps it at the lowest level only
+    attention_from: int = 1
     text_dim: int = 32
     vocab_size: int = 4096
 
@@ -55,12 +73,34 @@ def n_conditions(cfg: ModelConfig) -> int:
     return 3 if cfg.env_hdr else 2
 
 
+RATIO_EPS = 0.02  # [0, 1] units: a black input pixel can still be lit
+RATIO_LOG_CLAMP = 5.0
+ENV_POOL = (4, 8)  # rows (elevation) x columns (azimuth, 45 degrees each) of the pooled env
+
+
+def env_vector_dim(cfg: ModelConfig) -> int:
+    return 3 * ENV_POOL[0] * ENV_POOL[1] * (n_conditions(cfg) - 1)
+
+
+def env_vector(env: torch.Tensor, env_hdr: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, D): area means of the LDR env (and the log-HDR env) over an ENV_POOL grid, flattened."""
+    maps = [env] + ([env_hdr] if env_hdr is not None else [])
+    return torch.cat([nn.functional.adaptive_avg_pool2d(m.float(), ENV_POOL).flatten(1) for m in maps], 1)
+
+
+def ratio_to_latent(log_gain: torch.Tensor, portrait: torch.Tensor) -> torch.Tensor:
+    """``output = "ratio"``: the UNet's log gain over the portrait latent (pixel space, [-1, 1]) -> x0."""
+    base = (portrait.float() + 1.0) * 0.5 + RATIO_EPS
+    x01 = base * torch.exp(log_gain.float().clamp(-RATIO_LOG_CLAMP, RATIO_LOG_CLAMP)) - RATIO_EPS
+    return x01 * 2.0 - 1.0
+
+
 def make_scheduler(cfg: ModelConfig, base: dict | None = None) -> DDPMScheduler:
     """Training noise schedule: SD 1.5's scaled-linear betas unless the checkpoint has its own."""
     conf = dict(base or dict(num_train_timesteps=1000, beta_schedule="scaled_linear",
                              beta_start=0.00085, beta_end=0.012, clip_sample=False))
     conf.update(prediction_type=cfg.prediction_type, rescale_betas_zero_snr=cfg.zero_snr)
-    if cfg.zero_snr:
+    if cfg.zero_snr or cfg.timesteps == "terminal":  # "trailing": a 1-step sampler starts at t = T - 1
         conf["timestep_spacing"] = "trailing"
     return DDPMScheduler.from_config(conf)
 
@@ -68,15 +108,23 @@ def make_scheduler(cfg: ModelConfig, base: dict | None = None) -> DDPMScheduler:
 def tiny_unet(cfg: ModelConfig, in_channels: int, out_channels: int) -> UNet2DConditionModel:
     ch = list(cfg.block_channels)
     n = len(ch)
-    # attention only below full resolution: cheap on a CPU, still global context
-    down = ["DownBlock2D"] + ["CrossAttnDownBlock2D"] * (n - 1)
-    up = ["CrossAttnUpBlock2D"] * (n - 1) + ["UpBlock2D"]
-    return UNet2DConditionModel(
+    # attention from level attention_from down (default: below full resolution): global context, cheap on a CPU
+    a = min(max(cfg.attention_from, 0), n)
+    down = ["DownBlock2D"] * a + ["CrossAttnDownBlock2D"] * (n - a)
+    up = ["CrossAttnUpBlock2D"] * (n - a) + ["UpBlock2D"] * a
+    extra = {}
+    if cfg.env_vector:
+        extra = dict(class_embed_type="projection", projection_class_embeddings_input_dim=env_vector_dim(cfg))
+    unet = UNet2DConditionModel(
         sample_size=64, in_channels=in_channels, out_channels=out_channels,
         layers_per_block=cfg.layers_per_block, block_out_channels=tuple(ch),
         down_block_types=tuple(down), up_block_types=tuple(up),
-        cross_attention_dim=cfg.text_dim, attention_head_dim=8, norm_num_groups=min(32, min(ch)),
+        cross_attention_dim=cfg.text_dim, attention_head_dim=8, norm_num_groups=min(32, min(ch)), **extra,
     )
+    if cfg.output == "ratio":  # start as the identity: log gain 0 everywhere, the model copies its input
+        nn.init.zeros_(unet.conv_out.weight)
+        nn.init.zeros_(unet.conv_out.bias)
+    return unet
 
 
 def widen_conv_in(unet: UNet2DConditionModel, in_channels: int) -> UNet2DConditionModel:

@@ -45,7 +45,7 @@ def loss_curve(csv_path: str, png_path: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps, losses, vsteps, vpsnr, vbase = [], [], [], [], []
+    steps, losses, vsteps, vpsnr, vbase, vcolour = [], [], [], [], [], []
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
             if row.get("loss"):
@@ -55,6 +55,7 @@ def loss_curve(csv_path: str, png_path: str) -> str:
                 vsteps.append(int(row["step"]))
                 vpsnr.append(float(row["val_psnr_masked"]))
                 vbase.append(float(row["val_baseline_psnr_masked"]))
+                vcolour.append(float(row["val_colour_psnr_masked"]) if row.get("val_colour_psnr_masked") else np.nan)
     fig, axes = plt.subplots(1, 2 if vsteps else 1, figsize=(10 if vsteps else 6, 3.6), squeeze=False)
     ax = axes[0, 0]
     ax.plot(steps, losses, color="#9ab", lw=0.8, label="loss")
@@ -71,6 +72,8 @@ def loss_curve(csv_path: str, png_path: str) -> str:
         ax = axes[0, 1]
         ax.plot(vsteps, vpsnr, "o-", color="#c41", label="model (EMA)")
         ax.plot(vsteps, vbase, "--", color="#555", label="copy input")
+        if not np.isnan(vcolour).all():
+            ax.plot(vsteps, vcolour, ":", color="#27a", lw=1.6, label="colour transfer")
         ax.set_xlabel("step")
         ax.set_ylabel("val masked PSNR (dB)")
         ax.grid(alpha=0.3)

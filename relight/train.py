@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
@@ -46,9 +47,10 @@ from tqdm.auto import tqdm
 from assets_manifest.cli_errors import usage
 from relight import config as config_mod
 from relight import data as data_mod
-from relight import metrics, plots
+from relight import baselines, metrics, plots
 from relight.errors import TrainError
-from relight.model import (RelightModel, build, condition_latents, encode_images, encode_text, unet_input)
+from relight.model import (RelightModel, build, condition_latents, encode_images, encode_text, env_vector,
+                           ratio_to_latent, unet_input)
 from relight.pipeline import RelightPipeline, scheduler_by_name
 from synthgen.format import atomic
 
@@ -88,28 +90,44 @@ def diffusion_loss(model: RelightModel, unet: torch.nn.Module, batch: dict[str, 
                    amp: torch.dtype | None) -> torch.Tensor:
     target = batch["target"].to(device)
     b = target.shape[0]
+    env_hdr = batch["env_hdr"].to(device) if "env_hdr" in batch else None
     with torch.no_grad():
         z = encode_images(model.vae, target, sample=True)
-        conds = condition_latents(model.vae, batch["input"].to(device), batch["env"].to(device),
-                                  batch["env_hdr"].to(device) if "env_hdr" in batch else None,
+        conds = condition_latents(model.vae, batch["input"].to(device), batch["env"].to(device), env_hdr,
                                   use_env_hdr=model.config.env_hdr)
+    portrait = conds[0]  # the ratio's base: the portrait being relit, also where the UNet does not see it
     keep = {k: v.to(device) for k, v in drop_masks(b, tcfg, generator).items()}
     conds[0] = conds[0] * keep["portrait"][:, None, None, None]
     for i in range(1, len(conds)):  # env LDR and its log-HDR companion drop together
         conds[i] = conds[i] * keep["env"][:, None, None, None]
     captions = [c if k else "" for c, k in zip(batch["caption"], keep["text"].tolist())]
     hidden = encode_text(model.text_encoder, model.tokenizer, captions, device)
+    extra = {}
+    if model.config.env_vector:
+        vec = env_vector(batch["env"].to(device), env_hdr if model.config.env_hdr else None)
+        extra["class_labels"] = vec * keep["env"][:, None]
 
     noise = torch.randn(z.shape, generator=generator).to(device)
     sched = model.scheduler
-    t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=generator).to(device)
+    n_t = sched.config.num_train_timesteps
+    if model.config.timesteps == "terminal":
+        t = torch.full((b,), n_t - 1, dtype=torch.long, device=device)
+    else:
+        t = torch.randint(0, n_t, (b,), generator=generator).to(device)
     noisy = sched.add_noise(z, noise, t)
     kind = sched.config.prediction_type
     goal = noise if kind == "epsilon" else z if kind == "sample" else sched.get_velocity(z, noise, t)
     ctx = torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()
     with ctx:
-        pred = unet(unet_input(noisy, conds), t, encoder_hidden_states=hidden).sample
-    return F.mse_loss(pred.float(), goal.float())
+        pred = unet(unet_input(noisy, conds), t, encoder_hidden_states=hidden, **extra).sample
+    if model.config.output == "ratio":
+        pred = ratio_to_latent(pred, portrait)
+    err = (pred.float() - goal.float()) ** 2
+    if tcfg.background_weight >= 1.0:
+        return err.mean()
+    mask = F.interpolate(batch["mask"].to(device), size=err.shape[-2:], mode="area")
+    w = mask + tcfg.background_weight * (1.0 - mask)
+    return (err * w).sum() / (w.sum() * err.shape[1]).clamp_min(1e-8)
 
 
 def latest_checkpoint(out_dir: str) -> str | None:
@@ -121,21 +139,24 @@ def latest_checkpoint(out_dir: str) -> str | None:
     return os.path.join(root, done[-1]) if done else None
 
 
-def _pipeline(model: RelightModel, unet: UNet2DConditionModel, sampler: str = "ddim") -> RelightPipeline:
+def _pipeline(model: RelightModel, unet: UNet2DConditionModel, sampler: str = "ddim",
+              tcfg: config_mod.TrainSection | None = None) -> RelightPipeline:
+    tcfg = tcfg or config_mod.TrainSection()
     pipe = RelightPipeline(unet=unet, vae=model.vae, text_encoder=model.text_encoder,
-                           tokenizer=model.tokenizer,
+                           tokenizer=model.tokenizer, output=model.config.output, default_steps=tcfg.val_steps,
+                           default_image_guidance=tcfg.image_guidance,
                            scheduler=scheduler_by_name(sampler, model.scheduler.config) if sampler else model.scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 def _save_checkpoint(out_dir: str, step: int, model: RelightModel, unet, ema, optimizer, lr_sched,
-                     keep: int) -> str:
+                     keep: int, tcfg: config_mod.TrainSection | None = None) -> str:
     """Write to a temporary name, then rename: a crash never leaves a half checkpoint that resume would pick."""
     root = os.path.join(out_dir, CHECKPOINTS)
     final = os.path.join(root, f"checkpoint-{step:06d}")
     with atomic.atomic_dir(final) as tmp:
-        _pipeline(model, unet, sampler="").save_pretrained(tmp)
+        _pipeline(model, unet, sampler="", tcfg=tcfg).save_pretrained(tmp)
         if ema is not None:
             ema.save_pretrained(os.path.join(tmp, "unet_ema"))
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "lr_scheduler": lr_sched.state_dict()},
@@ -158,7 +179,7 @@ def _load_checkpoint(ckpt: str, model: RelightModel) -> tuple[RelightModel, dict
 def validate(model: RelightModel, unet: UNet2DConditionModel, batch: dict[str, Any], tcfg, device,
              seed: int, grid_path: str | None = None) -> dict[str, float]:
     """Relight the fixed validation pairs; masked PSNR of the prediction and of the copy-input baseline."""
-    pipe = _pipeline(model, unet)
+    pipe = _pipeline(model, unet, tcfg=tcfg)
     use_text = model.config.text != "null"
     pred = pipe(batch["input"].to(device), batch["env"].to(device),
                 batch["env_hdr"].to(device) if "env_hdr" in batch else None,
@@ -167,12 +188,18 @@ def validate(model: RelightModel, unet: UNet2DConditionModel, batch: dict[str, A
                 guidance_scale=tcfg.text_guidance, generator=torch.Generator().manual_seed(seed)).cpu()
     m = metrics.all_metrics(pred, batch["target"], batch["mask"])
     base = metrics.all_metrics(batch["input"], batch["target"], batch["mask"])
+    columns = {"input": batch["input"], "env (target)": batch["env"], "target": batch["target"]}
+    out = {"val_psnr_masked": float(m["psnr_masked"].mean()), "val_ssim_masked": float(m["ssim_masked"].mean()),
+           "val_baseline_psnr_masked": float(base["psnr_masked"].mean())}
+    if "colour_ratio" in batch:  # the non-learned bar the model must clear (relight eval's second baseline)
+        transfer = baselines.colour_transfer(batch["input"], batch["colour_ratio"])
+        out["val_colour_psnr_masked"] = float(metrics.all_metrics(transfer, batch["target"],
+                                                                  batch["mask"])["psnr_masked"].mean())
+        columns["colour transfer"] = transfer
     if grid_path:
-        plots.image_grid({"input": batch["input"], "env (target)": batch["env"], "target": batch["target"],
-                          "prediction": pred}, grid_path,
+        plots.image_grid({**columns, "prediction": pred}, grid_path,
                          labels=[f"{p:.1f} dB" for p in m["psnr_masked"].tolist()])
-    return {"val_psnr_masked": float(m["psnr_masked"].mean()), "val_ssim_masked": float(m["ssim_masked"].mean()),
-            "val_baseline_psnr_masked": float(base["psnr_masked"].mean())}
+    return out
 
 
 def _val_batch(shards, cfg: config_mod.TrainConfig) -> dict[str, Any] | None:
@@ -185,13 +212,21 @@ def _val_batch(shards, cfg: config_mod.TrainConfig) -> dict[str, Any] | None:
         except data_mod.DataError:
             continue
         if items:
-            return data_mod.collate(items)
+            batch = data_mod.collate(items)
+            try:  # each pair's colour-transfer gain, from its group's env_XX.exr
+                irr = baselines.group_irradiance(data_mod.resolve_shards(shards, split))
+                batch["colour_ratio"] = np.stack([baselines.irradiance_ratio(irr[m["group_key"]][m["i"]],
+                                                                             irr[m["group_key"]][m["j"]])
+                                                  for m in batch["meta"]])
+            except (data_mod.DataError, KeyError, IndexError):
+                pass  # shards without env maps for every lighting: validation without that baseline
+            return batch
     return None
 
 
 class _CsvLog:
     FIELDS = ["step", "loss", "lr", "pairs_per_s", "elapsed_s", "val_psnr_masked", "val_ssim_masked",
-              "val_baseline_psnr_masked"]
+              "val_baseline_psnr_masked", "val_colour_psnr_masked"]
 
     def __init__(self, path: str, resume_step: int):
         rows = []
@@ -360,12 +395,13 @@ def run(cfg: config_mod.TrainConfig, shards, out_dir: str, resume: bool = False,
         if log_now and dist.report:
             dist.report({k: v for k, v in row.items() if isinstance(v, (int, float))})
         if step % tcfg.checkpoint_every == 0 or step == tcfg.max_steps:
-            _save_checkpoint(out_dir, step, model, model.unet, ema, optimizer, lr_sched, tcfg.keep_checkpoints)
+            _save_checkpoint(out_dir, step, model, model.unet, ema, optimizer, lr_sched, tcfg.keep_checkpoints,
+                             tcfg)
     bar.close()
     if not dist.is_main:
         return {"steps": step}
     log.close()
-    export_dir = export(out_dir, model, ema)
+    export_dir = export(out_dir, model, ema, tcfg)
     plots.loss_curve(os.path.join(out_dir, "train_log.csv"), os.path.join(out_dir, "loss.png"))
     wall = time.time() - t0
     summary = {"steps": step, "start_step": start, "wall_s": wall,
@@ -373,6 +409,7 @@ def run(cfg: config_mod.TrainConfig, shards, out_dir: str, resume: bool = False,
                "pairs_per_s": last.get("pairs_per_s"), "loss": last.get("loss"),
                "val_psnr_masked": last.get("val_psnr_masked"),
                "val_baseline_psnr_masked": last.get("val_baseline_psnr_masked"),
+               "val_colour_psnr_masked": last.get("val_colour_psnr_masked"),
                "model": export_dir, "device": str(device), "world_size": dist.world_size}
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
@@ -392,9 +429,10 @@ def _ema_weights(ema: EMAModel | None, unet: torch.nn.Module):
         ema.restore(unet.parameters())
 
 
-def export(out_dir: str, model: RelightModel, ema: EMAModel | None) -> str:
+def export(out_dir: str, model: RelightModel, ema: EMAModel | None,
+           tcfg: config_mod.TrainSection | None = None) -> str:
     """``out_dir/model``: the pipeline with EMA weights and a DDIM scheduler, written atomically."""
     final = os.path.join(out_dir, "model")
     with atomic.atomic_dir(final) as tmp, _ema_weights(ema, model.unet):
-        _pipeline(model, model.unet).save_pretrained(tmp)
+        _pipeline(model, model.unet, tcfg=tcfg).save_pretrained(tmp)
     return final

@@ -333,7 +333,8 @@ def test_eval_cli_writes_tables_with_baseline_and_per_hdri_rows_and_a_grid(world
     assert len(pairs) == 12 and {p["method"] for p in pairs} == {"model", "copy input (baseline)",
                                                                   "colour transfer (baseline)"}
     grid = Image.open(os.path.join(out, "grid.png"))
-    assert grid.size[0] == 4 * 130 + 2 and grid.size[1] > 4 * 128  # input | env | target | prediction, 4 rows
+    # input | env | target | colour transfer | prediction, 4 rows
+    assert grid.size[0] == 5 * 130 + 2 and grid.size[1] > 4 * 128
 
 
 def test_eval_in_process_masked_metrics_and_baseline(world, tmp_path):
