@@ -33,9 +33,11 @@ demo: install
 	$(BIN)/synthgen inspect $(OUT)/quickstart
 	$(BIN)/relight train --shards $(OUT)/quickstart --out $(OUT)/quickstart-train \
 		--config jobs/relight_tiny.toml --resume
-	$(BIN)/relight extract --shards $(OUT)/quickstart --split test --out $(OUT)/quickstart-relit/input.png
+	$(BIN)/relight extract --shards $(OUT)/quickstart --split test --lighting front \
+		--out $(OUT)/quickstart-relit/input.png
 	$(BIN)/relight infer --model $(OUT)/quickstart-train/model --image $(OUT)/quickstart-relit/input.png \
-		--env studio --env sunset --env forest --rotations 8 --out $(OUT)/quickstart-relit/relit.png
+		--catalog $(OUT)/catalog/manifest.parquet --env studio_0010 --env clear_sky_0003 --env sunrise \
+		--rotations 8 --out $(OUT)/quickstart-relit/relit.png
 	$(BIN)/relight eval --model $(OUT)/quickstart-train/model --shards $(OUT)/quickstart \
 		--out $(OUT)/quickstart-eval --seeds 3 -q
 	@echo

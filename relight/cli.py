@@ -242,6 +242,15 @@ def _read_policy(args):
     return ReadPolicy(**_read_fields(args))
 
 
+def _lighting(text: str) -> int | str:
+    if text == "front":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: an index or 'front'") from None
+
+
 def _positive_int(flag: str, text: str) -> int:
     try:
         n = int(text)
@@ -332,7 +341,9 @@ def add_inference_parsers(sub) -> None:
     x.add_argument("--shards", required=True, help="dataset folder (with dataset.json) or shard paths/patterns")
     x.add_argument("--split", default="test", help="split of a dataset folder (default test)")
     x.add_argument("--key", help="group key (default: the first group of the split)")
-    x.add_argument("--lighting", type=int, default=0, help="which of the group's renders (default 0)")
+    x.add_argument("--lighting", type=_lighting, default=0,
+                   help="which of the group's renders: an index (default 0), or 'front' for the one lit most "
+                        "from the camera's side (a fair input for a relit strip)")
     _read_args(x)
     x.add_argument("--out", required=True, help="output PNG")
     x.set_defaults(func=cmd_extract)

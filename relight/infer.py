@@ -239,11 +239,32 @@ def _decode(where: str, field: str, sample: dict, max_image_side: int):
         raise err from None
 
 
-def extract_render(shards, split: str = "test", key: str | None = None, lighting: int = 0,
+def frontal_lighting(sample: dict, where: str, max_image_side: int) -> int:
+    """The group's lighting with the largest share of its light on the face: camera-facing mean irradiance
+    (relight.baselines) over the map's mean radiance, in luminance. A portrait lit from the front, the
+    fair start for a relit strip (a back-lit input shows little of the face)."""
+    from relight import baselines, direction
+    from synthgen.format import shard as shard_format
+
+    k = sum(1 for f in sample if f.startswith("rgb_") and f.endswith(".png"))
+    luma = np.asarray(direction.LUMA)
+    best, best_share = 0, -1.0
+    for i in range(k):
+        env = np.asarray(_decode(where, shard_format.env_field(i, hdr=True), sample, max_image_side), np.float64)
+        env = env[..., None].repeat(3, -1) if env.ndim == 2 else env[..., :3]
+        total = float(np.clip(np.nan_to_num(env), 0, None).mean(axis=(0, 1)) @ luma)
+        share = float(baselines.mean_irradiance(env) @ luma) / total if total > 0 else 0.0
+        if share > best_share + 1e-12:
+            best, best_share = i, share
+    return best
+
+
+def extract_render(shards, split: str = "test", key: str | None = None, lighting: int | str = 0,
                    read=None) -> tuple[Image.Image, dict]:
     """One render of a dataset as an RGBA image (alpha = the group's mask) and its lighting's metadata.
 
     ``key``: a group key (``KEY`` of ``KEY.json``); default the first group of ``split``.
+    ``lighting``: an index, or ``"front"`` for the most frontally lit render (:func:`frontal_lighting`).
     ``read``: a :class:`relight.shard_safety.ReadPolicy` (default: local, uncompressed shards, default limits).
     """
     from relight.data import resolve_shards
@@ -257,11 +278,13 @@ def extract_render(shards, split: str = "test", key: str | None = None, lighting
         seen.append(sample["__key__"])
         if key is not None and sample["__key__"] != key:
             continue
+        where = f"{sample['__url__']}: sample {sample['__key__']}"
+        if lighting == "front":
+            lighting = frontal_lighting(sample, where, read.max_image_side)
         field = shard_format.rgb_field(lighting)
         if field not in sample:
             k = sum(1 for f in sample if f.startswith("rgb_") and f.endswith(".png"))
             raise InputError(f"--lighting {lighting}: group {sample['__key__']} has lightings 0..{k - 1}")
-        where = f"{sample['__url__']}: sample {sample['__key__']}"
         rgb = _decode(where, field, sample, read.max_image_side).convert("RGB")
         mask = _decode(where, "mask.png", sample, read.max_image_side).convert("L")
         meta = _decode(where, "json", sample, read.max_image_side)
