@@ -28,26 +28,26 @@ demo: install
 	$(BIN)/synthgen assets builtin --out $(OUT)/catalog
 	$(BIN)/synthgen assets validate $(OUT)/catalog/manifest.parquet -q
 	$(BIN)/synthgen assets preview $(OUT)/catalog/manifest.parquet --out $(OUT)/catalog/preview.png
-	$(BIN)/synthgen render jobs/quickstart.toml --out $(OUT)/quickstart \
+	$(BIN)/synthgen render jobs/demo.toml --out $(OUT)/demo \
 		--set 'job.catalogs=["$(abspath $(OUT))/catalog/manifest.parquet"]'
-	$(BIN)/synthgen inspect $(OUT)/quickstart
-	$(BIN)/relight train --shards $(OUT)/quickstart --out $(OUT)/quickstart-train \
+	$(BIN)/synthgen inspect $(OUT)/demo
+	$(BIN)/relight train --shards $(OUT)/demo --out $(OUT)/demo-train \
 		--config jobs/relight_tiny.toml --resume
-	$(BIN)/relight extract --shards $(OUT)/quickstart --split test --lighting front \
-		--out $(OUT)/quickstart-relit/input.png
-	$(BIN)/relight infer --model $(OUT)/quickstart-train/model --image $(OUT)/quickstart-relit/input.png \
+	$(BIN)/relight extract --shards $(OUT)/demo --split test --lighting front \
+		--out $(OUT)/demo-relit/input.png
+	$(BIN)/relight infer --model $(OUT)/demo-train/model --image $(OUT)/demo-relit/input.png \
 		--catalog $(OUT)/catalog/manifest.parquet --env studio_0010 --env clear_sky_0003 --env sunrise \
-		--rotations 8 --out $(OUT)/quickstart-relit/relit.png
-	$(BIN)/relight eval --model $(OUT)/quickstart-train/model --shards $(OUT)/quickstart \
-		--out $(OUT)/quickstart-eval --seeds 3 -q
+		--rotations 8 --out $(OUT)/demo-relit/relit.png
+	$(BIN)/relight eval --model $(OUT)/demo-train/model --shards $(OUT)/demo \
+		--out $(OUT)/demo-eval --seeds 3 -q
 	@echo
 	@echo "Built-in catalog:   $(OUT)/catalog/manifest.parquet  (contact sheet: $(OUT)/catalog/preview.png)"
-	@echo "Quickstart dataset: $(OUT)/quickstart/dataset.json   (shards in $(OUT)/quickstart/shards/)"
-	@echo "Contact sheet:      $(OUT)/quickstart/preview.png"
-	@echo "Trained tiny model: $(OUT)/quickstart-train/model  (loss curve: $(OUT)/quickstart-train/loss.png,"
-	@echo "                    validation grids: $(OUT)/quickstart-train/validation/)"
-	@echo "Relit held-out render: $(OUT)/quickstart-relit/relit.png (animated: $(OUT)/quickstart-relit/relit.gif)"
-	@echo "Evaluation:            $(OUT)/quickstart-eval/metrics.md (grid: $(OUT)/quickstart-eval/grid.png)"
+	@echo "Demo dataset:       $(OUT)/demo/dataset.json   (shards in $(OUT)/demo/shards/)"
+	@echo "Contact sheet:      $(OUT)/demo/preview.png"
+	@echo "Trained tiny model: $(OUT)/demo-train/model  (loss curve: $(OUT)/demo-train/loss.png,"
+	@echo "                    validation grids: $(OUT)/demo-train/validation/)"
+	@echo "Relit held-out render: $(OUT)/demo-relit/relit.png (animated: $(OUT)/demo-relit/relit.gif)"
+	@echo "Evaluation:            $(OUT)/demo-eval/metrics.md (grid: $(OUT)/demo-eval/grid.png)"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -70,7 +70,7 @@ assert int(numpy.__version__.split('.')[0]) >= 2, numpy.__version__; \
 print('train env OK: Python', sys.version.split()[0], '| numpy', numpy.__version__, '| shard format', f.FORMAT)"
 	cd $(TT) && $(CURDIR)/$(TV)/bin/relight envmap --env procedural:studio:3 --rotate 90 --out $(TT)/envmap.png
 	@# no bpy here: synthgen render stops with one line naming what to install, and writes nothing
-	cd $(TT) && ! $(CURDIR)/$(TV)/bin/synthgen render $(CURDIR)/jobs/quickstart.toml --local --out $(TT)/render 2>$(TT)/render.err
+	cd $(TT) && ! $(CURDIR)/$(TV)/bin/synthgen render $(CURDIR)/jobs/demo.toml --local --out $(TT)/render 2>$(TT)/render.err
 	grep -q "pip install '.\[render\]'" $(TT)/render.err && test "$$(wc -l <$(TT)/render.err)" -eq 1 \
 		&& test ! -e $(TT)/render && cat $(TT)/render.err
 	cd $(TT) && $(CURDIR)/$(TV)/bin/python $(CURDIR)/tests/relight_fixtures.py $(TT)/ds 8 32

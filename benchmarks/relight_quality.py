@@ -9,8 +9,9 @@ eval computes on the same pairs:
 
 * masked PSNR and SSIM (model: mean ± sd over the 3 sampling seeds), their
   gains over copy-input and colour transfer, and the left/right agreement;
-* seconds of training (wall clock of ``relight train``; the machine's load is
-  printed, since a busy machine stretches it) and seconds per evaluated pair.
+* seconds of training (wall clock of ``relight train``, kept in ``OUT/NAME/bench.json``; the
+  machine's load average when it started is printed, since a busy machine stretches it) and
+  seconds per evaluated pair.
 
 Variants (``--variants`` picks some):
 
@@ -57,14 +58,20 @@ def _relight(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "relight.cli", *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
-def run_variant(name: str, shards: str, out: str, steps: int, seeds: int) -> dict:
+def run_variant(name: str, shards: str, out: str, steps: int, seeds: int, eval_only: bool = False) -> dict:
     overrides, what = VARIANTS[name]
     run_dir, eval_dir = os.path.join(out, name), os.path.join(out, name + "-eval")
     sets = [x for o in overrides + [f"train.max_steps={steps}", "train.validate_every=0"] for x in ("--set", o)]
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    _relight("train", "--shards", shards, "--out", run_dir, "--config", TINY, *sets)
-    train_s = time.perf_counter() - t0
+    info_path = os.path.join(run_dir, "bench.json")
+    if not (eval_only and os.path.isfile(info_path)):
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        _relight("train", "--shards", shards, "--out", run_dir, "--config", TINY, *sets)
+        with open(info_path, "w") as f:
+            json.dump({"train_s": time.perf_counter() - t0, "load": load}, f)
+    with open(info_path) as f:
+        info = json.load(f)
+    train_s, load = info["train_s"], info["load"]
     _relight("eval", "--model", os.path.join(run_dir, "model"), "--shards", shards, "--out", eval_dir,
              "--seeds", str(seeds), "-q")
     with open(os.path.join(eval_dir, "summary.json")) as f:
@@ -86,6 +93,8 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "bench-relight-quality"))
     ap.add_argument("--steps", type=int, default=600, help="training steps of every variant (default 600)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--eval-only", action="store_true",
+                    help="re-evaluate the variants already trained under --out (after a change to eval)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
     args = ap.parse_args()
     names = [v for v in args.variants.split(",") if v]
@@ -95,7 +104,7 @@ def main() -> int:
     results = []
     for name in names:
         print(f"{name}: training {args.steps} steps and evaluating ...", file=sys.stderr, flush=True)
-        results.append(run_variant(name, args.shards, args.out, args.steps, args.seeds))
+        results.append(run_variant(name, args.shards, args.out, args.steps, args.seeds, args.eval_only))
     first = results[0]["summary"]
     base, colour = first["overall"]["copy input (baseline)"], first["overall"]["colour transfer (baseline)"]
     print(f"\n{first['split']} split of {args.shards}: {first['pairs']} pairs at {first['resolution']} px; "

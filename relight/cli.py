@@ -138,8 +138,7 @@ def cmd_infer(args) -> int:
     t0 = time.perf_counter()
     relit = infer.relight(pipe, infer.model_input(portrait, mask, geo), conds, settings)
     wall = time.perf_counter() - t0
-    if getattr(pipe.config, "output", "image") == "ratio" and mask is not None and geo.mask_input:
-        relit = relit * mask  # a gain model relights the subject only: outside the mask it had a black input
+    relit = infer.subject_only(pipe, relit, mask, geo)
     how = (f"{settings.steps} {settings.scheduler} steps, image guidance {settings.image_guidance:g}"
            + (f", text guidance {settings.text_guidance:g}" if settings.prompt else "")
            + f", {wall:.1f} s on {pipe.device}; mask: {source.mask_from})")

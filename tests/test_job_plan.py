@@ -21,9 +21,11 @@ def load(catalog: str, *overrides: str) -> jobs.Job:
 
 
 def test_shipped_jobs_are_valid():
-    for name in ("quickstart.toml", "synthlight.toml"):
+    for name in ("quickstart.toml", "demo.toml", "synthlight.toml"):
         job = jobs.load(os.path.join(ROOT, "jobs", name))
         assert job.lightings_per_group >= 2
+    demo = jobs.load(os.path.join(ROOT, "jobs", "demo.toml"))  # the tiny model's fixed evaluation set
+    assert demo.splits.test >= 8 and demo.render.resolution >= 48 and demo.lightings_per_group == 6
     paper = jobs.load(os.path.join(ROOT, "jobs", "synthlight.toml"))
     assert paper.lightings_per_group == 360 and paper.render.resolution == 512
     assert paper.splits.train + paper.splits.val + paper.splits.test == 3500  # x 360 = 1.26 M images
