@@ -196,8 +196,12 @@ def test_config_errors_name_the_key(tmp_path):
 def test_shipped_training_configs_parse():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     tiny = config_mod.load(os.path.join(root, "jobs", "relight_tiny.toml"))
-    assert tiny.model.source == "tiny" and tiny.data.resolution == 32 and tiny.model.prediction_type == "sample"
+    assert tiny.model.source == "tiny" and tiny.data.resolution >= 48 and tiny.model.prediction_type == "sample"
+    assert tiny.model.output == "ratio" and tiny.model.timesteps == "terminal" and tiny.train.val_steps == 1
     with pytest.raises(ValueError, match="needs model.pretrained"):
         config_mod.load(os.path.join(root, "jobs", "relight_sd15.toml"))
     sd = config_mod.load(os.path.join(root, "jobs", "relight_sd15.toml"), ["model.pretrained='/models/sd15'"])
     assert sd.train.lr == 1e-5 and sd.data.resolution == 512 and sd.train.mixed_precision == "bf16"
+    # the paper's recipe stays the paper's: epsilon on the image at every noise level, l_I 3
+    assert (sd.model.prediction_type, sd.model.output, sd.model.timesteps) == ("epsilon", "image", "uniform")
+    assert sd.train.image_guidance == 3.0 and not sd.model.env_vector
